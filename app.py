@@ -1,0 +1,89 @@
+"""Creditline's app factory: ``flask --app app run`` or ``gunicorn 'app:create_app()'``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from core import config as cfg
+from core.db import Database
+from core.passwords import Passwords
+
+
+def create_app(
+    test_config: dict[str, Any] | None = None, instance_path: str | None = None
+) -> Flask:
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    _load_config(app, test_config)
+
+    app.extensions["creditline.db"] = Database(
+        app.config["DATABASE_URL"],
+        sqlite_synchronous=app.config["SQLITE_SYNCHRONOUS"],
+        busy_timeout_ms=app.config["SQLITE_BUSY_TIMEOUT_MS"],
+        schema=app.config["DATABASE_SCHEMA"],
+    )
+    app.extensions["creditline.passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
+
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    return app
+
+
+def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """defaults -> instance/config.py -> environment -> test overrides."""
+    app.config.from_mapping(cfg.DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_mapping(cfg.from_environment(os.environ))
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = cfg.default_database_url(app.instance_path)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = cfg.load_or_create_secret_key(app.instance_path)
+    # Secure cookies whenever the site is served over HTTPS, unless set explicitly.
+    https = app.config["PREFERRED_URL_SCHEME"] == "https"
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if app.config[key] is None:
+            app.config[key] = https
+
+
+def _init_extensions(app: Flask) -> None:
+    from blueprints import errors, session
+    from blueprints.extensions import csrf, limiter, login_manager
+
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+    session.init_app(app)
+    errors.init_app(app)
+
+    @login_manager.user_loader
+    def _load_user(user_id: str) -> Any:
+        from core.models import User
+
+        user = session.read_session().get(User, int(user_id))
+        return user if user is not None and user.is_active else None
+
+
+def _register_blueprints(app: Flask) -> None:
+    from blueprints.admin import bp as admin_bp
+    from blueprints.auth import bp as auth_bp
+    from blueprints.commands import register_commands
+    from blueprints.main import bp as main_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+    app.register_blueprint(admin_bp)
+    register_commands(app)

@@ -1,0 +1,31 @@
+"""Access control decorators. Admin pages are also guarded blueprint-wide
+(see ``blueprints.admin``), so a forgotten decorator still denies."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import abort
+from flask_login import current_user, login_required
+
+__all__ = ["admin_required", "login_required", "require_admin"]
+
+
+def require_admin() -> Any:
+    """Anonymous -> login redirect; signed-in non-admin -> 403; admin -> None."""
+    from blueprints.extensions import login_manager
+
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_admin:
+        abort(403)
+    return None
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        denied = require_admin()
+        return denied if denied is not None else view(*args, **kwargs)
+
+    return wrapped

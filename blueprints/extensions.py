@@ -1,0 +1,24 @@
+"""Flask extensions, created once and bound to each app in ``create_app``."""
+
+from flask import current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+
+from core.db import Database
+from core.passwords import Passwords
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+# No default limits: each limit is declared where it matters (login, API).
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def database() -> Database:
+    """This app's Database (engine + session factories)."""
+    return current_app.extensions["creditline.db"]
+
+
+def passwords() -> Passwords:
+    return current_app.extensions["creditline.passwords"]

@@ -1,0 +1,102 @@
+"""Users and their wallets: creation, authentication, roles."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.clock import utcnow
+from core.errors import EmailTaken, UnknownUser, ValidationError
+from core.models import ROLES, User, Wallet
+from core.passwords import Passwords
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 254
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 256
+
+
+def normalise_email(email: str) -> str:
+    """Emails are compared case-insensitively; store them lower-cased."""
+    return email.strip().lower()
+
+
+def check_email(email: str) -> None:
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+        raise ValidationError("Enter a valid email address.")
+
+
+def check_password_policy(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"Password must be at most {MAX_PASSWORD_LENGTH} characters.")
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def create_user(
+    session: Session, email: str, password: str, passwords: Passwords, role: str = "user"
+) -> User:
+    """Create a user and an empty wallet in the caller's transaction."""
+    if role not in ROLES:
+        raise ValidationError(f"Unknown role {role!r}.")
+    check_password_policy(password)
+    email = normalise_email(email)
+    check_email(email)
+    if find_user(session, email) is not None:
+        raise EmailTaken("An account with this email already exists.", email=email)
+    user = User(email=email, password_hash=passwords.hash(password), role=role)
+    user.wallet = Wallet(balance_ucr=0)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise EmailTaken("An account with this email already exists.", email=email) from exc
+    return user
+
+
+def authenticate(session: Session, email: str, password: str, passwords: Passwords) -> User | None:
+    """The active user with these credentials, or None (same cost either way)."""
+    user = find_user(session, email)
+    ok = passwords.verify(user.password_hash if user else None, password)
+    if not ok or user is None or user.is_disabled:
+        return None
+    user.last_login_at = utcnow()
+    return user
+
+
+def ensure_admin(
+    session: Session, email: str, password: str | None, passwords: Passwords
+) -> tuple[User, bool]:
+    """Promote an existing user (optionally resetting the password) or create
+    a new admin. Returns the user and whether it was created."""
+    user = find_user(session, email)
+    if user is None:
+        if not password:
+            raise ValidationError("A password is required to create a new admin.")
+        return create_user(session, email, password, passwords, role="admin"), True
+    user.role = "admin"
+    if password:
+        set_password(session, user, password, passwords)
+    return user, False
+
+
+def set_role(session: Session, email: str, role: str) -> User:
+    if role not in ROLES:
+        raise ValidationError(f"Unknown role {role!r}.")
+    user = find_user(session, email)
+    if user is None:
+        raise UnknownUser(f"No user with email {email!r}.", email=email)
+    user.role = role
+    return user
+
+
+def set_password(session: Session, user: User, password: str, passwords: Passwords) -> None:
+    check_password_policy(password)
+    user.password_hash = passwords.hash(password)

@@ -1,0 +1,83 @@
+"""Configuration layers: defaults, then instance/config.py, then environment.
+
+The app factory applies test overrides last. Only names listed in
+``ENV_KEYS`` are read from the environment so a stray variable cannot change
+behaviour by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "SECRET_KEY": None,  # generated into instance/secret_key on first run
+    "DATABASE_URL": None,  # None -> sqlite file instance/creditline.db
+    "DATABASE_SCHEMA": None,  # PostgreSQL search_path (tests use one per test)
+    "SQLITE_SYNCHRONOUS": "FULL",
+    "SQLITE_BUSY_TIMEOUT_MS": 5000,
+    "STRIPE_SECRET_KEY": None,
+    "STRIPE_WEBHOOK_SECRET": None,
+    "STRIPE_API_BASE": None,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "LOGIN_RATE_LIMIT_IP": "20/minute",
+    "LOGIN_RATE_LIMIT_EMAIL": "5/minute",
+    "PREFERRED_URL_SCHEME": "http",
+    "TRUSTED_PROXIES": 0,  # number of reverse proxies to trust for X-Forwarded-*
+    "PASSWORD_HASH_PROFILE": "default",  # "fast" only for the test suite
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": None,  # None -> True when PREFERRED_URL_SCHEME is https
+    "REMEMBER_COOKIE_SECURE": None,
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,  # token lives as long as the session
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+}
+
+# Variables read from the environment, with the type to coerce them to.
+ENV_KEYS: dict[str, type] = {
+    "SECRET_KEY": str,
+    "DATABASE_URL": str,
+    "SQLITE_SYNCHRONOUS": str,
+    "STRIPE_SECRET_KEY": str,
+    "STRIPE_WEBHOOK_SECRET": str,
+    "STRIPE_API_BASE": str,
+    "RATELIMIT_STORAGE_URI": str,
+    "PREFERRED_URL_SCHEME": str,
+    "TRUSTED_PROXIES": int,
+}
+
+
+def from_environment(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    """The subset of ``ENV_KEYS`` present (and non-empty) in ``environ``."""
+    found: dict[str, Any] = {}
+    for key, kind in ENV_KEYS.items():
+        raw = environ.get(key)
+        if raw:
+            found[key] = kind(raw)
+    return found
+
+
+def default_database_url(instance_path: str) -> str:
+    return "sqlite:///" + str(Path(instance_path) / "creditline.db")
+
+
+def load_or_create_secret_key(instance_path: str) -> str:
+    """Read instance/secret_key, creating it (mode 0600) on first run.
+
+    A generated key survives restarts, so sessions do too, and no key is ever
+    hard-coded in the source.
+    """
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

@@ -1,0 +1,108 @@
+"""Engine and session handling for one app instance.
+
+SQLite is the default store and is run the way a money ledger needs:
+
+* ``journal_mode=WAL`` so readers never block the single writer;
+* ``synchronous=FULL`` (configurable) so a committed top-up survives power loss;
+* ``foreign_keys=ON`` and ``busy_timeout`` so writers queue instead of failing;
+* every write transaction starts with ``BEGIN IMMEDIATE``. A deferred BEGIN
+  that reads a balance and then writes can fail with SQLITE_BUSY under
+  concurrency (the read lock cannot be upgraded), so writers take the write
+  lock up front and wait in line for it. Read-only sessions keep a deferred
+  BEGIN so dashboards never queue behind the writer.
+
+This follows SQLAlchemy's pysqlite recipe: pysqlite's own transaction handling
+is switched off (``isolation_level = None``) and the ``begin`` event emits our
+BEGIN. The listeners are attached to this app's engine only, never globally,
+so two apps in one process (tests, benchmarks) do not affect each other.
+
+PostgreSQL (``DATABASE_URL=postgresql+psycopg://…``) needs none of this: the
+ledger's conditional ``UPDATE … WHERE balance - cost >= -limit`` is safe under
+READ COMMITTED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+# Execution option carried by connections of the write engine; the ``begin``
+# listener reads it to choose IMMEDIATE over DEFERRED.
+_WRITE_OPTION = "creditline_write"
+_SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+class Database:
+    """An engine plus read and write session factories."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        schema: str | None = None,
+        pool_size: int = 10,
+    ) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if schema and not self.is_sqlite:
+            # One schema per test run; the app sees it as its default schema.
+            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+        if not self.is_sqlite:
+            kwargs["pool_size"] = pool_size
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine, sqlite_synchronous, busy_timeout_ms)
+        self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    def read_session(self) -> Session:
+        """A session for reads; the caller closes it."""
+        return self._read_sessions()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: commit on success, roll back on any error."""
+        with self._write_sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction, for hot paths that skip the ORM."""
+        with self._write_engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
+    mode = synchronous.upper()
+    if mode not in _SYNCHRONOUS_MODES:
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {sorted(_SYNCHRONOUS_MODES)}")
+    timeout = int(busy_timeout_ms)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Hand transaction control to the ``begin`` listener below.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={mode}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={timeout}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,141 @@
+"""Shared fixtures.
+
+Every test gets its own database, built by the real Alembic migrations:
+a fresh SQLite file (WAL needs a file), or, when ``DATABASE_URL`` points at
+PostgreSQL, a fresh schema in that database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from blueprints.extensions import database, passwords
+from core import accounts, migrate
+from core.models import User
+
+PG_URL = os.environ.get("DATABASE_URL", "")
+USING_PG = PG_URL.startswith("postgresql")
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def db_config(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Config keys that point an app at this test's own empty database."""
+    if not USING_PG:
+        yield {"DATABASE_URL": f"sqlite:///{tmp_path / 'creditline.db'}"}
+        return
+    schema = "t_" + uuid.uuid4().hex[:16]
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield {"DATABASE_URL": PG_URL, "DATABASE_SCHEMA": schema}
+    finally:
+        with admin.connect() as conn:
+            # A connection left open in a transaction would make this wait
+            # forever; fail the test run loudly instead.
+            conn.execute(text("SET lock_timeout = '15s'"))
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def make_test_app(db_config: dict[str, Any], **overrides: Any) -> Flask:
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "PASSWORD_HASH_PROFILE": "fast",
+        "SERVER_NAME": None,
+        **db_config,
+        **overrides,
+    }
+    app = create_app(config)
+    migrate.upgrade(app.extensions["creditline.db"])
+    return app
+
+
+@pytest.fixture
+def app(db_config: dict[str, Any]) -> Iterator[Flask]:
+    app = make_test_app(db_config)
+    yield app
+    app.extensions["creditline.db"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
+    """The CSRF token a real browser would read from a page of this session."""
+    page = client.get(path).get_data(as_text=True)
+    match = _CSRF_META.search(page)
+    assert match, f"no csrf meta tag on {path}"
+    return match.group(1)
+
+
+class AuthActions:
+    """Drive the real auth pages, CSRF token included."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def register(self, email: str, password: str = PASSWORD, confirm: str | None = None) -> Any:
+        token = csrf_token(self.client, "/auth/register")
+        data = {"email": email, "password": password, "confirm": confirm or password}
+        return self.client.post("/auth/register", data={**data, "csrf_token": token})
+
+    def login(self, email: str, password: str = PASSWORD, next: str | None = None) -> Any:
+        token = csrf_token(self.client, "/auth/login")
+        url = "/auth/login" + (f"?next={next}" if next is not None else "")
+        data = {"email": email, "password": password, "csrf_token": token}
+        return self.client.post(url, data=data)
+
+    def logout(self) -> Any:
+        token = csrf_token(self.client, "/auth/logout")
+        return self.client.post("/auth/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+class Factory:
+    """Create domain objects directly through ``core`` (not through HTTP)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._n = 0
+
+    def user(self, email: str | None = None, password: str = PASSWORD, role: str = "user") -> User:
+        self._n += 1
+        email = email or f"user{self._n}@example.com"
+        with self.app.app_context(), database().write() as s:
+            return accounts.create_user(s, email, password, passwords(), role=role)
+
+    def admin(self, email: str | None = None, password: str = PASSWORD) -> User:
+        return self.user(email or f"admin{self._n + 1}@example.com", password, role="admin")
+
+
+@pytest.fixture
+def factory(app: Flask) -> Factory:
+    return Factory(app)

@@ -1,0 +1,123 @@
+"""The database layer: SQLite PRAGMAs, BEGIN IMMEDIATE for writes, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from core import migrate
+from core.db import Database
+from tests.conftest import USING_PG
+
+sqlite_only = pytest.mark.skipif(USING_PG, reason="SQLite-specific behaviour")
+
+
+def _db(app: Flask) -> Database:
+    return app.extensions["creditline.db"]
+
+
+@sqlite_only
+def test_pragmas_in_force_on_every_connection(app: Flask) -> None:
+    db = _db(app)
+    for opened in (db.read_session(), db.write()):
+        with opened as s:
+            assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert s.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert s.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+            assert s.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+
+
+@sqlite_only
+def test_synchronous_is_configurable(tmp_path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}", sqlite_synchronous="NORMAL")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
+    db.dispose()
+    with pytest.raises(ValueError, match="SQLITE_SYNCHRONOUS"):
+        Database(f"sqlite:///{tmp_path / 'y.db'}", sqlite_synchronous="SOMETIMES")
+
+
+@sqlite_only
+def test_pragmas_are_per_engine_not_global(app: Flask, tmp_path) -> None:
+    """Another engine in the same process keeps SQLite's defaults."""
+    from sqlalchemy import create_engine
+
+    other = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    with other.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 0
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "delete"
+    other.dispose()
+
+
+def _database_file(app: Flask) -> str:
+    return _db(app).engine.url.database  # type: ignore[return-value]
+
+
+def _try_write_lock(path: str) -> bool:
+    """Can another connection take the write lock right now (no waiting)?"""
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return False
+    finally:
+        other.close()
+    return True
+
+
+@sqlite_only
+def test_write_transactions_begin_immediate(app: Flask) -> None:
+    """A write session holds the write lock from its first statement, even a read."""
+    path = _database_file(app)
+    with _db(app).write() as s:
+        s.execute(text("SELECT count(*) FROM users")).scalar()
+        assert not _try_write_lock(path)
+    assert _try_write_lock(path)
+
+
+@sqlite_only
+def test_read_sessions_do_not_take_the_write_lock(app: Flask) -> None:
+    path = _database_file(app)
+    session = _db(app).read_session()
+    try:
+        session.execute(text("SELECT count(*) FROM users")).scalar()
+        assert session.in_transaction()
+        assert _try_write_lock(path)
+    finally:
+        session.close()
+
+
+def test_write_rolls_back_on_error(app: Flask) -> None:
+    insert = text("INSERT INTO settings (key, value, updated_at) VALUES ('k', '1', '2026-01-01')")
+
+    def write_then_fail() -> None:
+        with _db(app).write() as s:
+            s.execute(insert)
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError, match="abort"):
+        write_then_fail()
+    with _db(app).read_session() as s:
+        assert s.execute(text("SELECT count(*) FROM settings")).scalar() == 0
+
+
+def test_migrations_reach_head_and_go_down_and_up(app: Flask) -> None:
+    db = _db(app)
+    assert migrate.current_revision(db) == migrate.head_revision()
+    migrate.downgrade(db, "base")
+    assert migrate.current_revision(db) is None
+    migrate.upgrade(db)
+    assert migrate.current_revision(db) == migrate.head_revision()
+
+
+@pytest.mark.skipif(not USING_PG, reason="PostgreSQL only")
+def test_postgres_uses_this_tests_schema(app: Flask) -> None:
+    with _db(app).read_session() as s:
+        schema = s.execute(text("SELECT current_schema()")).scalar()
+    assert schema == app.config["DATABASE_SCHEMA"]
