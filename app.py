@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from core import config as cfg
 from core.db import Database
 from core.passwords import Passwords
+from core.pricebook import PriceBookCache
 
 
 def create_app(
@@ -26,6 +27,7 @@ def create_app(
         schema=app.config["DATABASE_SCHEMA"],
     )
     app.extensions["creditline.passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
+    app.extensions["creditline.prices"] = PriceBookCache()
 
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]

@@ -7,8 +7,9 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from blueprints.extensions import database, passwords
-from core import accounts, demo, migrate
+from core import accounts, audit, catalog, demo, ledger, migrate, pricing
 from core.errors import DomainError
+from core.pricing import AmountError
 
 
 def register_commands(app: Flask) -> None:
@@ -17,10 +18,14 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin)
     app.cli.add_command(create_user)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(set_rate)
+    app.cli.add_command(set_model_price)
+    app.cli.add_command(grant_credits)
+    app.cli.add_command(check_ledger)
 
 
-def _fail(exc: DomainError) -> None:
-    raise click.ClickException(exc.message)
+def _fail(exc: DomainError | AmountError) -> None:
+    raise click.ClickException(exc.message if isinstance(exc, DomainError) else str(exc))
 
 
 @click.group("db", cls=AppGroup, help="Database migrations (Alembic).")
@@ -93,3 +98,85 @@ def seed_demo(admin_email: str, admin_password: str | None) -> None:
     click.echo(f"demo data added; admin: {result.admin_email}")
     if result.admin_password:
         click.echo(f"admin password (shown once): {result.admin_password}")
+
+
+@click.command("set-rate", help="Set how many credits one USD buys (history kept).")
+@click.argument("credits_per_usd")
+@click.option("--reason", required=True, help="Why; kept in the rate history.")
+@with_appcontext
+def set_rate(credits_per_usd: str, reason: str) -> None:
+    try:
+        rate = pricing.parse_rate(credits_per_usd)
+        with database().write() as s:
+            change = catalog.set_rate(s, audit.CLI, rate, reason)
+    except (DomainError, AmountError) as exc:
+        _fail(exc)
+    click.echo(f"rate {change.old_credits_per_usd:,} -> {change.credits_per_usd:,} credits per USD")
+
+
+@click.command("set-model-price", help="Create or update a model's price (USD per 1M tokens).")
+@click.argument("model")
+@click.option("--input", "input_usd", required=True, help="USD per 1M input tokens, e.g. 0.15")
+@click.option("--output", "output_usd", required=True, help="USD per 1M output tokens")
+@click.option("--disable", is_flag=True, help="Keep the model but refuse its usage.")
+@click.option("--display-name", default=None)
+@click.option("--reason", default="set from the command line", show_default=True)
+@with_appcontext
+def set_model_price(
+    model: str,
+    input_usd: str,
+    output_usd: str,
+    disable: bool,
+    display_name: str | None,
+    reason: str,
+) -> None:
+    try:
+        prices = (pricing.parse_usd_per_m(input_usd), pricing.parse_usd_per_m(output_usd))
+        with database().write() as s:
+            row = catalog.set_model_price(
+                s,
+                audit.CLI,
+                model,
+                input_uusd_per_m=prices[0],
+                output_uusd_per_m=prices[1],
+                enabled=not disable,
+                reason=reason,
+                display_name=display_name,
+            )
+    except (DomainError, AmountError) as exc:
+        _fail(exc)
+    state = "enabled" if row.enabled else "disabled"
+    click.echo(
+        f"{row.name}: ${pricing.format_usd_per_m(row.input_price_uusd_per_m)} in / "
+        f"${pricing.format_usd_per_m(row.output_price_uusd_per_m)} out per 1M tokens, {state}"
+    )
+
+
+@click.command("grant-credits", help="Admin adjustment of a balance (may be negative).")
+@click.argument("email")
+@click.argument("credits")
+@click.option("--reason", required=True)
+@with_appcontext
+def grant_credits(email: str, credits: str, reason: str) -> None:
+    try:
+        amount = pricing.parse_credits(credits, allow_negative=True)
+        posting = ledger.adjust(database(), audit.CLI, email, amount, reason)
+    except (DomainError, AmountError) as exc:
+        _fail(exc)
+    click.echo(
+        f"{accounts.normalise_email(email)}: {pricing.format_credits(amount)} credits, "
+        f"balance {pricing.format_credits(posting.balance_ucr)}"
+    )
+
+
+@click.command("check-ledger", help="Verify balance = sum(ledger) for every wallet.")
+@with_appcontext
+def check_ledger() -> None:
+    with database().read_session() as s:
+        problems = ledger.check_ledger(s)
+    if not problems:
+        click.echo("ledger ok")
+        return
+    for p in problems:
+        click.echo(f"{p.what}: {p.key}: expected {p.expected}, found {p.found}")
+    raise SystemExit(1)

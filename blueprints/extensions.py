@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from core.db import Database
 from core.passwords import Passwords
+from core.pricebook import PriceBookCache
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -22,3 +23,7 @@ def database() -> Database:
 
 def passwords() -> Passwords:
     return current_app.extensions["creditline.passwords"]
+
+
+def prices() -> PriceBookCache:
+    return current_app.extensions["creditline.prices"]

@@ -10,9 +10,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import accounts
+from core import accounts, audit, catalog
 from core.models import User
 from core.passwords import Passwords
+
+# (name, display name, USD per 1M input tokens, USD per 1M output tokens) as µUSD.
+DEMO_MODELS = (
+    ("gpt-4o-mini", "GPT-4o mini", 150_000, 600_000),
+    ("gpt-4o", "GPT-4o", 2_500_000, 10_000_000),
+    ("claude-3-5-haiku", "Claude 3.5 Haiku", 800_000, 4_000_000),
+    ("claude-sonnet-4", "Claude Sonnet 4", 3_000_000, 15_000_000),
+    ("gemini-2.0-flash", "Gemini 2.0 Flash", 100_000, 400_000),
+)
 
 
 @dataclass(frozen=True)
@@ -29,4 +38,14 @@ def seed_if_empty(
     generated = admin_password is None
     password = admin_password or secrets.token_urlsafe(12)
     accounts.create_user(session, admin_email, password, passwords, role="admin")
+    for name, display, input_price, output_price in DEMO_MODELS:
+        catalog.set_model_price(
+            session,
+            audit.SYSTEM,
+            name,
+            input_uusd_per_m=input_price,
+            output_uusd_per_m=output_price,
+            reason="demo data",
+            display_name=display,
+        )
     return SeedResult(admin_email, password if generated else None)

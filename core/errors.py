@@ -28,3 +28,64 @@ class EmailTaken(DomainError):
 
 class UnknownUser(DomainError):
     code = "unknown_user"
+
+
+class Conflict(DomainError):
+    """The same idempotency key was used for a different payload."""
+
+    code = "conflict"
+
+
+class UsageRejected(DomainError):
+    """A usage event that was recorded as rejected and not charged.
+
+    Raised after the rejection has been committed, so the event is never lost.
+    ``event_id`` and ``duplicate`` describe the stored event.
+    """
+
+    code = "rejected"
+
+    def __init__(
+        self, message: str, *, event_id: str = "", duplicate: bool = False, **details: Any
+    ):
+        super().__init__(message, **details)
+        self.event_id = event_id
+        self.duplicate = duplicate
+
+
+class InsufficientCredits(UsageRejected):
+    code = "insufficient_credits"
+
+
+class UnknownModel(UsageRejected):
+    code = "unknown_model"
+
+
+class ModelDisabled(UsageRejected):
+    code = "model_disabled"
+
+
+class LimitExceeded(UsageRejected):
+    code = "limit_exceeded"
+
+
+class UnknownUsageUser(UsageRejected):
+    code = "unknown_user"
+
+
+class UserDisabled(UsageRejected):
+    code = "user_disabled"
+
+
+# reason_code stored on a rejected event -> the error to raise on replay.
+REJECTIONS: dict[str, type[UsageRejected]] = {
+    cls.code: cls
+    for cls in (
+        InsufficientCredits,
+        UnknownModel,
+        ModelDisabled,
+        LimitExceeded,
+        UnknownUsageUser,
+        UserDisabled,
+    )
+}

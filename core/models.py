@@ -7,14 +7,16 @@ million tokens. No float column holds an amount.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -121,7 +123,8 @@ class LedgerEntry(Base):
     balance_after_ucr: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     reference: Mapped[str | None] = mapped_column(String(200), default=None)
-    # The exchange rate that applied, so any entry can be explained later.
+    # The exchange rate that applied, so any entry can be explained later
+    # (usage entries also point at their event, which records the prices).
     credits_per_usd: Mapped[int | None] = mapped_column(BigInteger, default=None)
     memo: Mapped[str] = mapped_column(Text, default="")
     actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"), default=None)
@@ -136,3 +139,175 @@ class Setting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConfigVersion(Base):
+    """One row whose counter every rate, price or settings change increments in
+    the same transaction. Each process caches the price book and reloads it when
+    this number moves, so a change is in force for the very next event on every
+    worker."""
+
+    __tablename__ = "config_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=1)
+
+
+class AiModel(Base):
+    """A priced AI model. ``name`` is the id integrations send (``gpt-4o-mini``)."""
+
+    __tablename__ = "ai_models"
+    __table_args__ = (
+        CheckConstraint("input_price_uusd_per_m >= 0", name="input_price"),
+        CheckConstraint("output_price_uusd_per_m >= 0", name="output_price"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    input_price_uusd_per_m: Mapped[int] = mapped_column(BigInteger)
+    output_price_uusd_per_m: Mapped[int] = mapped_column(BigInteger)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The model_price_history row that set the current prices.
+    price_version_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelPriceChange(Base):
+    """Append-only history of a model's prices and enabled flag (a version each)."""
+
+    __tablename__ = "model_price_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(Integer, ForeignKey("ai_models.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"), default=None)
+    actor_label: Mapped[str] = mapped_column(String(254))
+    old_input_uusd_per_m: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    old_output_uusd_per_m: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    old_enabled: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    new_input_uusd_per_m: Mapped[int] = mapped_column(BigInteger)
+    new_output_uusd_per_m: Mapped[int] = mapped_column(BigInteger)
+    new_enabled: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RateChange(Base):
+    """Append-only history of the exchange rate; the newest row is the current rate."""
+
+    __tablename__ = "exchange_rate_history"
+    __table_args__ = (
+        CheckConstraint("credits_per_usd BETWEEN 1 AND 1000000000", name="credits_per_usd"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    credits_per_usd: Mapped[int] = mapped_column(BigInteger)
+    old_credits_per_usd: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"), default=None)
+    actor_label: Mapped[str] = mapped_column(String(254))
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IntegrationKey(Base):
+    """An API key for a reporting service. Only a hash of the secret is stored."""
+
+    __tablename__ = "integration_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class UsageEvent(Base):
+    """One usage report, charged or rejected. Kept either way: nothing is lost."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        UniqueConstraint("integration_key_id", "event_id"),
+        CheckConstraint("status IN ('charged', 'rejected')", name="status"),
+        CheckConstraint("input_tokens >= 0 AND output_tokens >= 0", name="tokens"),
+        # A user's history, newest first; and the admins' view of rejections.
+        Index("ix_usage_events_user_received", "user_id", "received_at"),
+        Index("ix_usage_events_status_received", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    integration_key_id: Mapped[int] = mapped_column(Integer, ForeignKey("integration_keys.id"))
+    event_id: Mapped[str] = mapped_column(String(200))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    user_ref: Mapped[str] = mapped_column(String(254))  # the email as sent
+    user_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"), default=None)
+    model_name: Mapped[str] = mapped_column(String(100))  # as sent
+    model_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("ai_models.id"), default=None)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_ucr: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    status: Mapped[str] = mapped_column(String(10))
+    reason_code: Mapped[str | None] = mapped_column(String(40), default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # What applied: the rate and prices themselves and the ids of their versions.
+    credits_per_usd: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    input_price_uusd_per_m: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    output_price_uusd_per_m: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    rate_version_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("exchange_rate_history.id"), default=None
+    )
+    price_version_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("model_price_history.id"), default=None
+    )
+    balance_after_ucr: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    conversation_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    occurred_at: Mapped[datetime] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageDaily(Base):
+    """Per user, UTC day of charge and model: totals of charged events. Updated in
+    the debit's transaction so dashboards never scan the event history."""
+
+    __tablename__ = "usage_daily"
+
+    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model_id: Mapped[int] = mapped_column(Integer, ForeignKey("ai_models.id"), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_ucr: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Notification(Base):
+    """A message for a user's dashboard (rejected usage, refunds, ...)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEntry(Base):
+    """Who did what, with before/after. The database refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"), default=None)
+    actor_label: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    before: Mapped[str | None] = mapped_column(Text, default=None)  # JSON
+    after: Mapped[str | None] = mapped_column(Text, default=None)  # JSON
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    ip: Mapped[str | None] = mapped_column(String(45), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

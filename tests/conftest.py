@@ -21,8 +21,8 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from blueprints.extensions import database, passwords
-from core import accounts, migrate
-from core.models import User
+from core import accounts, audit, catalog, ledger, migrate, settings
+from core.models import IntegrationKey, User
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgresql")
@@ -139,3 +139,74 @@ class Factory:
 @pytest.fixture
 def factory(app: Flask) -> Factory:
     return Factory(app)
+
+
+class Billing:
+    """A priced world for ledger tests: an integration key, models, funded users."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.db = app.extensions["creditline.db"]
+        self.prices = app.extensions["creditline.prices"]
+        with self.db.write() as s:
+            key = IntegrationKey(name="tests", prefix="cl_test", key_hash="0" * 64)
+            s.add(key)
+            s.flush()
+            self.key_id = key.id
+        self.set_price("gpt-4o-mini", 150_000, 600_000)
+
+    def set_price(
+        self, name: str, input_price: int, output_price: int, enabled: bool = True
+    ) -> None:
+        with self.db.write() as s:
+            catalog.set_model_price(
+                s,
+                audit.CLI,
+                name,
+                input_uusd_per_m=input_price,
+                output_uusd_per_m=output_price,
+                enabled=enabled,
+                reason="test",
+            )
+
+    def set_rate(self, rate: int) -> None:
+        with self.db.write() as s:
+            catalog.set_rate(s, audit.CLI, rate, "test")
+
+    def set(self, **changes: Any) -> None:
+        with self.db.write() as s:
+            settings.update(s, audit.CLI, "test", **changes)
+
+    def user(self, email: str, credits_ucr: int = 0) -> User:
+        with self.db.write() as s:
+            user = accounts.create_user(
+                s, email, PASSWORD, self.app.extensions["creditline.passwords"]
+            )
+        if credits_ucr:
+            ledger.adjust(self.db, audit.CLI, email, credits_ucr, "test funding")
+        return user
+
+    def debit(
+        self,
+        event_id: str,
+        user: str,
+        input_tokens: int = 1000,
+        output_tokens: int = 500,
+        model: str = "gpt-4o-mini",
+        **kw: Any,
+    ):
+        report = ledger.UsageReport(event_id, user, model, input_tokens, output_tokens, **kw)
+        return ledger.debit_usage(self.db, self.prices, self.key_id, report)
+
+    def balance(self, email: str) -> int:
+        with self.db.read_session() as s:
+            return accounts.find_user(s, email).wallet.balance_ucr
+
+    def problems(self) -> list[ledger.LedgerProblem]:
+        with self.db.read_session() as s:
+            return ledger.check_ledger(s)
+
+
+@pytest.fixture
+def billing(app: Flask) -> Billing:
+    return Billing(app)

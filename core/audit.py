@@ -1,0 +1,58 @@
+"""The append-only audit trail: who changed what, from what, to what, and why."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from core.clock import utcnow
+from core.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: an admin in the browser (id, email, IP) or the CLI."""
+
+    label: str
+    user_id: int | None = None
+    ip: str | None = None
+
+
+CLI = Actor("cli")
+SYSTEM = Actor("system")
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object | None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """Append one audit row in the caller's transaction."""
+    session.execute(
+        insert(AuditEntry).values(
+            actor_id=actor.user_id,
+            actor_label=actor.label,
+            action=action,
+            object_type=object_type,
+            object_id=None if object_id is None else str(object_id),
+            before=_json(before),
+            after=_json(after),
+            reason=reason,
+            ip=actor.ip,
+            created_at=utcnow(),
+        )
+    )
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,133 @@
+"""Admin changes to what usage costs: the exchange rate and model prices.
+
+Each change is one transaction: the new value, its history row (who, when,
+old, new, reason), an audit row, and a config version bump.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.errors import ValidationError
+from core.models import AiModel, ModelPriceChange, RateChange
+from core.pricing import MAX_RATE, format_usd_per_m
+from core.versions import bump_config_version
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$")
+MAX_REASON_LENGTH = 2000
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("A reason is required.", field="reason")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ValidationError(f"Keep the reason under {MAX_REASON_LENGTH} characters.")
+    return reason
+
+
+def current_rate(session: Session) -> RateChange:
+    return session.scalars(select(RateChange).order_by(RateChange.id.desc()).limit(1)).one()
+
+
+def set_rate(session: Session, actor: audit.Actor, credits_per_usd: int, reason: str) -> RateChange:
+    """Make ``credits_per_usd`` the current rate from the next event on."""
+    reason = _reason(reason)
+    if type(credits_per_usd) is not int or not 1 <= credits_per_usd <= MAX_RATE:
+        raise ValidationError(f"The rate must be a whole number from 1 to {MAX_RATE:,}.")
+    old = current_rate(session).credits_per_usd
+    change = RateChange(
+        credits_per_usd=credits_per_usd,
+        old_credits_per_usd=old,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        reason=reason,
+    )
+    session.add(change)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "rate.change",
+        "exchange_rate",
+        change.id,
+        before={"credits_per_usd": old},
+        after={"credits_per_usd": credits_per_usd},
+        reason=reason,
+    )
+    bump_config_version(session)
+    return change
+
+
+def set_model_price(
+    session: Session,
+    actor: audit.Actor,
+    name: str,
+    *,
+    input_uusd_per_m: int,
+    output_uusd_per_m: int,
+    enabled: bool = True,
+    reason: str,
+    display_name: str | None = None,
+) -> AiModel:
+    """Create a model or change its prices / enabled flag, with history."""
+    reason = _reason(reason)
+    if not MODEL_NAME.match(name or ""):
+        raise ValidationError(
+            "Model names are 1-100 letters, digits and . _ : / @ + -", field="name"
+        )
+    for value in (input_uusd_per_m, output_uusd_per_m):
+        if type(value) is not int or value < 0:
+            raise ValidationError("Prices are non-negative integers of micro-USD per 1M tokens.")
+    model = session.scalar(select(AiModel).where(AiModel.name == name))
+    before = None if model is None else _price_state(model)
+    if model is None:
+        model = AiModel(name=name, display_name=display_name or name)
+        session.add(model)
+    elif display_name:
+        model.display_name = display_name
+    model.input_price_uusd_per_m = input_uusd_per_m
+    model.output_price_uusd_per_m = output_uusd_per_m
+    model.enabled = enabled
+    session.flush()
+    change = ModelPriceChange(
+        model_id=model.id,
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        old_input_uusd_per_m=before and before["input_uusd_per_m"],
+        old_output_uusd_per_m=before and before["output_uusd_per_m"],
+        old_enabled=before and before["enabled"],
+        new_input_uusd_per_m=input_uusd_per_m,
+        new_output_uusd_per_m=output_uusd_per_m,
+        new_enabled=enabled,
+        reason=reason,
+    )
+    session.add(change)
+    session.flush()
+    model.price_version_id = change.id
+    audit.record(
+        session,
+        actor,
+        "model.create" if before is None else "model.update",
+        "ai_model",
+        model.name,
+        before=before,
+        after=_price_state(model),
+        reason=reason,
+    )
+    bump_config_version(session)
+    return model
+
+
+def _price_state(model: AiModel) -> dict[str, object]:
+    return {
+        "input_uusd_per_m": model.input_price_uusd_per_m,
+        "output_uusd_per_m": model.output_price_uusd_per_m,
+        "input_usd_per_m": format_usd_per_m(model.input_price_uusd_per_m),
+        "output_usd_per_m": format_usd_per_m(model.output_price_uusd_per_m),
+        "enabled": model.enabled,
+    }
