@@ -100,7 +100,15 @@ def seed_demo(admin_email: str, admin_password: str | None) -> None:
         click.echo(f"admin password (shown once): {result.admin_password}")
 
 
-@click.command("set-rate", help="Set how many credits one USD buys (history kept).")
+# Negative numbers ("-5") must reach the parser as arguments, not as options.
+NUMBER_ARGS = {"ignore_unknown_options": True}
+
+
+@click.command(
+    "set-rate",
+    help="Set how many credits one USD buys (history kept).",
+    context_settings=NUMBER_ARGS,
+)
 @click.argument("credits_per_usd")
 @click.option("--reason", required=True, help="Why; kept in the rate history.")
 @with_appcontext
@@ -152,7 +160,11 @@ def set_model_price(
     )
 
 
-@click.command("grant-credits", help="Admin adjustment of a balance (may be negative).")
+@click.command(
+    "grant-credits",
+    help="Admin adjustment of a balance (may be negative).",
+    context_settings=NUMBER_ARGS,
+)
 @click.argument("email")
 @click.argument("credits")
 @click.option("--reason", required=True)

@@ -11,6 +11,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,12 @@ USING_PG = PG_URL.startswith("postgresql")
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def db_config(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """Config keys that point an app at this test's own empty database."""
+@contextmanager
+def fresh_database(directory: Path) -> Iterator[dict[str, Any]]:
+    """Config keys for a new empty database: a SQLite file in ``directory``, or
+    a new schema in the PostgreSQL database of ``DATABASE_URL`` (dropped after)."""
     if not USING_PG:
-        yield {"DATABASE_URL": f"sqlite:///{tmp_path / 'creditline.db'}"}
+        yield {"DATABASE_URL": f"sqlite:///{directory / 'creditline.db'}"}
         return
     schema = "t_" + uuid.uuid4().hex[:16]
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -48,6 +50,13 @@ def db_config(tmp_path: Path) -> Iterator[dict[str, Any]]:
             conn.execute(text("SET lock_timeout = '15s'"))
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def db_config(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Config keys that point an app at this test's own empty database."""
+    with fresh_database(tmp_path) as config:
+        yield config
 
 
 def make_test_app(db_config: dict[str, Any], **overrides: Any) -> Flask:
