@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -525,35 +525,37 @@ def check_ledger(session: Session) -> list[LedgerProblem]:
             LedgerProblem("balance != sum(ledger)", f"wallet {row.id}", row.total, row.balance_ucr)
         )
 
-    charged = (
+    # Rollups: charged events minus rollup rows, per (user, day, model), must
+    # net to zero in both columns. UNION ALL catches rows missing on either side.
+    signed = union_all(
         select(
             UsageEvent.user_id,
-            func.count().label("events"),
-            func.sum(UsageEvent.cost_ucr).label("cost"),
-        )
-        .where(UsageEvent.status == "charged")
-        .group_by(UsageEvent.user_id)
-        .subquery()
-    )
-    rolled = (
+            func.date(UsageEvent.received_at).label("day"),
+            UsageEvent.model_id,
+            literal(1).label("events"),
+            UsageEvent.cost_ucr.label("cost"),
+        ).where(UsageEvent.status == "charged"),
         select(
             UsageDaily.user_id,
-            func.sum(UsageDaily.events).label("events"),
-            func.sum(UsageDaily.cost_ucr).label("cost"),
-        )
-        .group_by(UsageDaily.user_id)
-        .subquery()
-    )
+            func.date(UsageDaily.day).label("day"),
+            UsageDaily.model_id,
+            (-UsageDaily.events).label("events"),
+            (-UsageDaily.cost_ucr).label("cost"),
+        ),
+    ).subquery()
     for row in session.execute(
-        select(charged.c.user_id, charged.c.cost, func.coalesce(rolled.c.cost, 0).label("rolled"))
-        .outerjoin(rolled, rolled.c.user_id == charged.c.user_id)
-        .where(charged.c.cost != func.coalesce(rolled.c.cost, 0))
-    ):
-        problems.append(
-            LedgerProblem(
-                "usage_daily != charged events", f"user {row.user_id}", row.cost, row.rolled
-            )
+        select(
+            signed.c.user_id,
+            signed.c.day,
+            signed.c.model_id,
+            func.sum(signed.c.events).label("events"),
+            func.sum(signed.c.cost).label("cost"),
         )
+        .group_by(signed.c.user_id, signed.c.day, signed.c.model_id)
+        .having((func.sum(signed.c.events) != 0) | (func.sum(signed.c.cost) != 0))
+    ):
+        key = f"user {row.user_id} day {row.day} model {row.model_id}"
+        problems.append(LedgerProblem("usage_daily != charged events", key, 0, row.cost))
 
     usage_ledger = session.execute(
         select(func.coalesce(-func.sum(LedgerEntry.amount_ucr), 0)).where(

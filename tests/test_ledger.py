@@ -314,3 +314,25 @@ def test_check_ledger_finds_a_tampered_balance(billing: Billing) -> None:
     (problem,) = billing.problems()
     assert problem.what == "balance != sum(ledger)"
     assert (problem.expected, problem.found) == (5_500_000, 5_500_001)
+
+
+def test_check_ledger_finds_a_rollup_that_disagrees_with_events(billing: Billing) -> None:
+    billing.user("olga@example.com", 10 * CR)
+    billing.debit("m1", "olga@example.com")
+    assert billing.problems() == []
+    with billing.db.write() as s:
+        s.execute(text("UPDATE usage_daily SET cost_ucr = cost_ucr + 7"))
+    (problem,) = billing.problems()
+    assert problem.what == "usage_daily != charged events"
+    assert problem.found == -7
+    with billing.db.write() as s:  # a rollup row with no events behind it at all
+        s.execute(text("UPDATE usage_daily SET cost_ucr = cost_ucr - 7"))
+        s.execute(
+            text(
+                "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens,"
+                " output_tokens, cost_ucr) SELECT user_id, '2020-01-01', model_id, 1, 1, 1, 5"
+                " FROM usage_daily"
+            )
+        )
+    (problem,) = billing.problems()
+    assert "2020-01-01" in problem.key
