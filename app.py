@@ -12,6 +12,7 @@ from core import config as cfg
 from core.db import Database
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
+from core.pricing import format_credits_display
 
 
 def create_app(
@@ -33,6 +34,7 @@ def create_app(
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
+    app.add_template_filter(format_credits_display, "credits")
     _init_extensions(app)
     _register_blueprints(app)
     return app
@@ -81,11 +83,20 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
+    from blueprints.api import bp as api_bp
+    from blueprints.api.routes import api_rate_limit, rate_limit_bucket
     from blueprints.auth import bp as auth_bp
     from blueprints.commands import register_commands
+    from blueprints.extensions import csrf, limiter
     from blueprints.main import bp as main_bp
+    from blueprints.pricing import bp as pricing_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
+    app.register_blueprint(pricing_bp)
     app.register_blueprint(admin_bp)
+    # The API authenticates with bearer keys, not cookies: CSRF does not apply.
+    csrf.exempt(api_bp)
+    limiter.limit(api_rate_limit, key_func=rate_limit_bucket)(api_bp)
+    app.register_blueprint(api_bp)
     register_commands(app)

@@ -7,7 +7,7 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from blueprints.extensions import database, passwords
-from core import accounts, audit, catalog, demo, ledger, migrate, pricing
+from core import accounts, audit, catalog, demo, integration_keys, ledger, migrate, pricing
 from core.errors import DomainError
 from core.pricing import AmountError
 
@@ -22,6 +22,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(set_model_price)
     app.cli.add_command(grant_credits)
     app.cli.add_command(check_ledger)
+    app.cli.add_command(create_api_key)
 
 
 def _fail(exc: DomainError | AmountError) -> None:
@@ -192,3 +193,16 @@ def check_ledger() -> None:
     for p in problems:
         click.echo(f"{p.what}: {p.key}: expected {p.expected}, found {p.found}")
     raise SystemExit(1)
+
+
+@click.command("create-api-key", help="Create an integration key; it is printed once.")
+@click.argument("name")
+@with_appcontext
+def create_api_key(name: str) -> None:
+    try:
+        with database().write() as s:
+            row, key = integration_keys.create(s, audit.CLI, name)
+    except DomainError as exc:
+        _fail(exc)
+    click.echo(f"integration key {row.prefix}… for {row.name!r} (shown once, store it now):")
+    click.echo(key)

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_RATE_LIMIT_IP": "20/minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5/minute",
+    "API_RATE_LIMIT": "6000/minute",  # per integration key
     "PREFERRED_URL_SCHEME": "http",
     "TRUSTED_PROXIES": 0,  # number of reverse proxies to trust for X-Forwarded-*
     "PASSWORD_HASH_PROFILE": "default",  # "fast" only for the test suite
@@ -36,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,  # token lives as long as the session
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    "BALANCE_POLL_SECONDS": 5,  # how often open pages refresh the balance
 }
 
 # Variables read from the environment, with the type to coerce them to.
@@ -47,6 +49,7 @@ ENV_KEYS: dict[str, type] = {
     "STRIPE_WEBHOOK_SECRET": str,
     "STRIPE_API_BASE": str,
     "RATELIMIT_STORAGE_URI": str,
+    "API_RATE_LIMIT": str,
     "PREFERRED_URL_SCHEME": str,
     "TRUSTED_PROXIES": int,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +20,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
 
 from app import create_app
 from blueprints.extensions import database, passwords
-from core import accounts, audit, catalog, ledger, migrate, settings
+from core import accounts, audit, catalog, integration_keys, ledger, migrate, settings
 from core.models import IntegrationKey, User
 
 PG_URL = os.environ.get("DATABASE_URL", "")
@@ -207,6 +209,12 @@ class Billing:
         report = ledger.UsageReport(event_id, user, model, input_tokens, output_tokens, **kw)
         return ledger.debit_usage(self.db, self.prices, self.key_id, report)
 
+    def api_key(self, name: str = "integration") -> str:
+        """A real integration key (created as the CLI would), for API tests."""
+        with self.db.write() as s:
+            _, key = integration_keys.create(s, audit.CLI, name)
+        return key
+
     def balance(self, email: str) -> int:
         with self.db.read_session() as s:
             return accounts.find_user(s, email).wallet.balance_ucr
@@ -219,3 +227,29 @@ class Billing:
 @pytest.fixture
 def billing(app: Flask) -> Billing:
     return Billing(app)
+
+
+class LiveServer:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(db_config: dict[str, Any]) -> Iterator[LiveServer]:
+    """The app served over real HTTP by a threaded WSGI server on 127.0.0.1."""
+    app = make_test_app(db_config, BALANCE_POLL_SECONDS=1)
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+    app.extensions["creditline.db"].dispose()

@@ -1,0 +1,48 @@
+"""Domain outcomes -> the API's JSON bodies and HTTP statuses (spec §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import DomainError, UsageRejected
+from core.ledger import UsageResult
+from core.pricing import format_credits
+
+STATUS_BY_CODE = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "insufficient_credits": 402,
+    "conflict": 409,
+    "unknown_model": 422,
+    "model_disabled": 422,
+    "limit_exceeded": 422,
+    "unknown_user": 422,
+    "user_disabled": 422,
+}
+
+
+def charged(result: UsageResult) -> dict[str, Any]:
+    return {
+        "event_id": result.event_id,
+        "status": "charged",
+        "duplicate": result.duplicate,
+        "credits_charged": format_credits(result.cost_ucr),
+        "balance": format_credits(result.balance_ucr or 0),
+    }
+
+
+def error_payload(error: DomainError, event_id: str | None = None) -> dict[str, Any]:
+    details: dict[str, Any] = dict(error.details)
+    if isinstance(error, UsageRejected):
+        details["event_id"] = error.event_id
+        details["duplicate"] = error.duplicate
+    elif event_id is not None:
+        details["event_id"] = event_id
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if details:
+        body["details"] = {k: v for k, v in details.items() if v is not None}
+    return body
+
+
+def rejected(event_id: Any, error: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": event_id, "status": "rejected", "error": error}

@@ -1,0 +1,123 @@
+"""The JSON API for integrations (spec §3): usage reports and balances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, g, jsonify, request
+
+from blueprints.api import bp, responses
+from blueprints.api.openapi import openapi_document
+from blueprints.api.validation import RequestInvalid, parse_batch, parse_json, parse_usage
+from blueprints.errors import api_error
+from blueprints.extensions import database, prices
+from blueprints.session import read_session
+from core import integration_keys, ledger
+from core.balances import balance_view
+from core.errors import DomainError
+from core.pricing import format_credits
+
+PUBLIC_ENDPOINTS = {"api.openapi"}
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def rate_limit_bucket() -> str:
+    # One bucket per presented key. Hashing the whole token means nobody can
+    # drain another integration's allowance without holding its secret.
+    return "api:" + integration_keys._digest(_bearer())
+
+
+def api_rate_limit() -> str:
+    return current_app.config["API_RATE_LIMIT"]
+
+
+@bp.before_request
+def authenticate() -> Response | None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    key = integration_keys.authenticate(read_session(), _bearer())
+    if key is None:
+        response = api_error(401, "A valid integration key is required (Authorization: Bearer …).")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="creditline"'
+        return response
+    g.integration_key = key
+    if integration_keys.needs_touch(key):
+        with database().write() as s:
+            integration_keys.touch(s, key.id)
+    return None
+
+
+def _body() -> Any:
+    return parse_json(request.get_data(cache=False), request.mimetype)
+
+
+@bp.errorhandler(RequestInvalid)
+def _invalid(exc: RequestInvalid) -> Response:
+    return api_error(400, exc.message, **({"fields": exc.details} if exc.details else {}))
+
+
+@bp.post("/usage")
+def report_usage() -> tuple[Response, int]:
+    report = parse_usage(_body())
+    try:
+        result = ledger.debit_usage(database(), prices(), g.integration_key.id, report)
+    except DomainError as exc:
+        payload = responses.error_payload(exc, report.event_id)
+        return jsonify({"error": payload}), responses.STATUS_BY_CODE.get(exc.code, 422)
+    return jsonify(responses.charged(result)), 200 if result.duplicate else 201
+
+
+@bp.post("/usage/batch")
+def report_usage_batch() -> Response:
+    items = parse_batch(_body())
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    valid: list[tuple[int, ledger.UsageReport]] = []
+    for index, item in enumerate(items):
+        try:
+            valid.append((index, parse_usage(item)))
+        except RequestInvalid as exc:
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            error = {
+                "code": "invalid_request",
+                "message": exc.message,
+                "details": {"fields": exc.details},
+            }
+            results[index] = responses.rejected(
+                event_id if isinstance(event_id, str) else None, error
+            )
+    outcomes = ledger.debit_usage_batch(
+        database(), prices(), g.integration_key.id, [r for _, r in valid]
+    )
+    for (index, _), outcome in zip(valid, outcomes, strict=True):
+        if outcome.error is None:
+            results[index] = responses.charged(outcome)
+        else:
+            results[index] = responses.rejected(
+                outcome.event_id, responses.error_payload(outcome.error)
+            )
+    return jsonify({"results": results})
+
+
+@bp.get("/balance")
+def balance() -> Response:
+    email = request.args.get("user", "")
+    if not email.strip() or len(email) > 254:
+        raise RequestInvalid(
+            "Give the user's email as ?user=…", {"user": "This parameter is required."}
+        )
+    view = balance_view(read_session(), prices().get(read_session()).settings, email=email)
+    if view is None:
+        return api_error(422, f"No user with email {email!r}.", code="unknown_user")
+    return jsonify(
+        {"user": view.email, "balance": format_credits(view.balance_ucr), "low": view.low}
+    )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())

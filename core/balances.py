@@ -1,0 +1,49 @@
+"""What a user's balance looks like to them and to integrations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.accounts import normalise_email
+from core.models import User, Wallet
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class BalanceView:
+    user_id: int
+    email: str
+    balance_ucr: int
+    threshold_ucr: int
+    flagged: bool
+
+    @property
+    def low(self) -> bool:
+        return self.balance_ucr < self.threshold_ucr
+
+
+def balance_view(
+    session: Session, settings: Settings, *, email: str | None = None, user_id: int | None = None
+) -> BalanceView | None:
+    """One indexed lookup by email or user id; None if there is no such user."""
+    query = select(
+        User.id,
+        User.email,
+        User.low_balance_threshold_ucr,
+        Wallet.balance_ucr,
+        Wallet.flagged,
+    ).join(Wallet, Wallet.user_id == User.id)
+    if email is not None:
+        query = query.where(User.email == normalise_email(email))
+    else:
+        query = query.where(User.id == user_id)
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    threshold = row.low_balance_threshold_ucr
+    if threshold is None:
+        threshold = settings.default_low_balance_threshold_ucr
+    return BalanceView(row.id, row.email, row.balance_ucr, threshold, row.flagged)

@@ -1,0 +1,32 @@
+"""Small helpers for browser tests: sign in through the real page, call the API."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from tests.conftest import PASSWORD
+
+
+def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:
+    page.goto("/auth/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("main").get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/dashboard")
+
+
+def post_usage(base_url: str, key: str, **event: Any) -> tuple[int, dict[str, Any]]:
+    """POST /api/v1/usage over real HTTP, as an integration would."""
+    request = urllib.request.Request(
+        base_url + "/api/v1/usage",
+        data=json.dumps(event).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
