@@ -5,10 +5,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort
+from flask import abort, request
 from flask_login import current_user, login_required
 
-__all__ = ["admin_required", "login_required", "require_admin"]
+from core.audit import Actor
+
+__all__ = ["admin_required", "current_actor", "login_required", "require_admin"]
 
 
 def require_admin() -> Any:
@@ -29,3 +31,8 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return denied if denied is not None else view(*args, **kwargs)
 
     return wrapped
+
+
+def current_actor() -> Actor:
+    """The signed-in user as an audit actor (id, email, client IP)."""
+    return Actor(current_user.email, current_user.id, request.remote_addr)

@@ -99,6 +99,8 @@ def seed_demo(admin_email: str, admin_password: str | None) -> None:
     click.echo(f"demo data added; admin: {result.admin_email}")
     if result.admin_password:
         click.echo(f"admin password (shown once): {result.admin_password}")
+    click.echo(f"demo user: {result.user_email} password: {result.user_password}")
+    click.echo(f"demo integration key (shown once): {result.api_key}")
 
 
 # Negative numbers ("-5") must reach the parser as arguments, not as options.

@@ -23,7 +23,7 @@ READ COMMITTED.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,6 +64,19 @@ class Database:
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._after_write: list[Callable[[], None]] = []
+
+    def on_write_committed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every committed write transaction.
+
+        The web layer uses it to end a request's read snapshot: on SQLite a
+        read transaction opened before a write keeps seeing the old data.
+        """
+        self._after_write.append(listener)
+
+    def _notify(self) -> None:
+        for listener in self._after_write:
+            listener()
 
     def read_session(self) -> Session:
         """A session for reads; the caller closes it."""
@@ -74,12 +87,14 @@ class Database:
         """One write transaction: commit on success, roll back on any error."""
         with self._write_sessions.begin() as session:
             yield session
+        self._notify()
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in a write transaction, for hot paths that skip the ORM."""
         with self._write_engine.begin() as conn:
             yield conn
+        self._notify()
 
     def dispose(self) -> None:
         self.engine.dispose()

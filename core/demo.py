@@ -1,5 +1,6 @@
-"""Demo data for a first run: an admin (password printed once), the default
-exchange rate and a few models at realistic list prices. Only ever applied to
+"""Demo data for a first run: an admin (password printed once), a few models
+at realistic list prices, a demo user with 10,000 credits and an integration
+key (printed once) so the README's curl examples work. Only ever applied to
 an empty database, so running it twice changes nothing."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import accounts, audit, catalog
+from core import accounts, audit, catalog, integration_keys, ledger
 from core.models import User
 from core.passwords import Passwords
 
@@ -24,10 +25,17 @@ DEMO_MODELS = (
 )
 
 
+DEMO_USER = "alice@example.com"
+DEMO_USER_CREDITS_UCR = 10_000 * 1_000_000
+
+
 @dataclass(frozen=True)
 class SeedResult:
     admin_email: str
     admin_password: str | None  # None when taken from the environment
+    user_email: str
+    user_password: str
+    api_key: str
 
 
 def seed_if_empty(
@@ -38,6 +46,12 @@ def seed_if_empty(
     generated = admin_password is None
     password = admin_password or secrets.token_urlsafe(12)
     accounts.create_user(session, admin_email, password, passwords, role="admin")
+    user_password = secrets.token_urlsafe(12)
+    user = accounts.create_user(session, DEMO_USER, user_password, passwords)
+    ledger.post_entry(
+        session, user.wallet.id, DEMO_USER_CREDITS_UCR, "adjustment", memo="demo credits"
+    )
+    _, api_key = integration_keys.create(session, audit.SYSTEM, "demo")
     for name, display, input_price, output_price in DEMO_MODELS:
         catalog.set_model_price(
             session,
@@ -48,4 +62,6 @@ def seed_if_empty(
             reason="demo data",
             display_name=display,
         )
-    return SeedResult(admin_email, password if generated else None)
+    return SeedResult(
+        admin_email, password if generated else None, DEMO_USER, user_password, api_key
+    )

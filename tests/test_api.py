@@ -354,3 +354,44 @@ def test_integral_numbers_are_token_counts_fractions_are_not(api: Api, billing: 
             "/api/v1/usage", data=body, content_type="application/json", headers=api.headers()
         )
         assert response.status_code == (201 if raw == "-0.0e1" else 400), raw
+
+
+def _redis_url() -> str | None:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        return None
+    return "redis://127.0.0.1:6379/15"
+
+
+def test_rate_limit_is_shared_between_servers_through_redis(db_config) -> None:
+    """Two app instances (two servers) on one Redis share each key's allowance."""
+    import uuid
+
+    from tests.conftest import make_test_app
+
+    url = _redis_url()
+    if url is None:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    config = {
+        "RATELIMIT_STORAGE_URI": url,
+        "RATELIMIT_KEY_PREFIX": "test-" + uuid.uuid4().hex,
+        "API_RATE_LIMIT": "3/minute",
+    }
+    server_a = make_test_app(db_config, **config)
+    server_b = make_test_app(db_config, **config)
+    billing = Billing(server_a)
+    billing.user("alice@example.com", 100 * CR)
+    headers = {"Authorization": f"Bearer {billing.api_key()}"}
+    path = "/api/v1/balance?user=alice@example.com"
+    codes = [
+        server_a.test_client().get(path, headers=headers).status_code,
+        server_b.test_client().get(path, headers=headers).status_code,
+        server_a.test_client().get(path, headers=headers).status_code,
+        server_b.test_client().get(path, headers=headers).status_code,
+    ]
+    assert codes == [200, 200, 200, 429]
+    for app in (server_a, server_b):
+        app.extensions["creditline.db"].dispose()

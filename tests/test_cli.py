@@ -65,9 +65,20 @@ def test_seed_demo_prints_a_working_admin_once(
 ) -> None:
     result = runner.invoke(args=["seed-demo"])
     assert result.exit_code == 0, result.output
-    password = result.output.split("admin password (shown once): ")[1].strip()
+    password = result.output.split("admin password (shown once): ")[1].splitlines()[0].strip()
     assert auth.login("admin@example.com", password).headers["Location"] == "/"
     assert client.get("/admin/").status_code == 200
+
+    key = result.output.split("demo integration key (shown once): ")[1].strip()
+    event = {
+        "event_id": "demo-1",
+        "user": "alice@example.com",
+        "model": "gpt-4o-mini",
+        "input_tokens": 1000,
+        "output_tokens": 500,
+    }
+    response = client.post("/api/v1/usage", json=event, headers={"Authorization": f"Bearer {key}"})
+    assert response.get_json()["balance"] == "9995.5"
 
     again = runner.invoke(args=["seed-demo"])
     assert "already has users" in again.output
@@ -78,5 +89,5 @@ def test_seed_demo_takes_admin_password_from_environment(
     runner: FlaskCliRunner, auth: AuthActions
 ) -> None:
     result = runner.invoke(args=["seed-demo"], env={"ADMIN_PASSWORD": "chosen-password-1"})
-    assert "shown once" not in result.output
+    assert "admin password" not in result.output
     assert auth.login("admin@example.com", "chosen-password-1").headers["Location"] == "/"

@@ -121,3 +121,20 @@ def test_postgres_uses_this_tests_schema(app: Flask) -> None:
     with _db(app).read_session() as s:
         schema = s.execute(text("SELECT current_schema()")).scalar()
     assert schema == app.config["DATABASE_SCHEMA"]
+
+
+def test_reads_after_a_write_in_one_request_see_the_write(app: Flask) -> None:
+    """A read snapshot taken before a write (e.g. by the user loader) is ended
+    when the write commits, so the rest of the request reads fresh data."""
+    from blueprints.session import read_session
+
+    with app.test_request_context():
+        before = read_session().execute(text("SELECT count(*) FROM settings")).scalar()
+        with _db(app).write() as s:
+            s.execute(
+                text(
+                    "INSERT INTO settings (key, value, updated_at) VALUES ('k', '1', '2026-01-01')"
+                )
+            )
+        after = read_session().execute(text("SELECT count(*) FROM settings")).scalar()
+    assert (before, after) == (0, 1)

@@ -1,8 +1,44 @@
-from flask import render_template
+from flask import flash, redirect, render_template, url_for
+from werkzeug.wrappers import Response
 
+from blueprints.access import current_actor
 from blueprints.admin import bp
+from blueprints.admin.forms import ApiKeyForm, ConfirmForm
+from blueprints.extensions import database
+from blueprints.session import read_session
+from core import integration_keys
+from core.errors import DomainError
 
 
 @bp.get("/")
 def index() -> str:
     return render_template("admin/index.html")
+
+
+@bp.route("/keys", methods=["GET", "POST"])
+def keys() -> str:
+    form, created_key = ApiKeyForm(), None
+    if form.validate_on_submit():
+        try:
+            with database().write() as s:
+                _, created_key = integration_keys.create(s, current_actor(), form.name.data)
+        except DomainError as exc:
+            form.name.errors.append(exc.message)
+        else:
+            form = ApiKeyForm(formdata=None)
+    rows = integration_keys.list_keys(read_session())
+    return render_template(
+        "admin/keys.html", form=form, keys=rows, created_key=created_key, revoke_form=ConfirmForm()
+    )
+
+
+@bp.post("/keys/<int:key_id>/revoke")
+def revoke_key(key_id: int) -> Response:
+    if ConfirmForm().validate_on_submit():
+        try:
+            with database().write() as s:
+                row = integration_keys.revoke(s, current_actor(), key_id)
+            flash(f"Key {row.prefix}… ({row.name}) revoked.", "success")
+        except DomainError as exc:
+            flash(exc.message, "error")
+    return redirect(url_for("admin.keys"))

@@ -1,0 +1,97 @@
+"""The admin's integration-key page: create (shown once), list, revoke."""
+
+from __future__ import annotations
+
+import re
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from core.models import AuditEntry, IntegrationKey
+from tests.conftest import AuthActions, Billing, csrf_token
+
+
+def _admin(auth: AuthActions, billing: Billing) -> None:
+    billing.user("boss@example.com")
+    from core import accounts
+
+    with billing.db.write() as s:
+        accounts.set_role(s, "boss@example.com", "admin")
+    auth.login("boss@example.com")
+
+
+def test_create_shows_the_key_once_and_it_works(
+    client: FlaskClient, auth: AuthActions, billing: Billing
+) -> None:
+    _admin(auth, billing)
+    billing.user("alice@example.com", 100_000_000)
+    token = csrf_token(client, "/admin/keys")
+    page = client.post("/admin/keys", data={"name": "dify-prod", "csrf_token": token}).get_data(
+        as_text=True
+    )
+    key = re.search(r'<code id="new-key-value">([^<]+)</code>', page).group(1)
+    event = {
+        "event_id": "k1",
+        "user": "alice@example.com",
+        "model": "gpt-4o-mini",
+        "input_tokens": 1,
+        "output_tokens": 1,
+    }
+    assert (
+        client.post(
+            "/api/v1/usage", json=event, headers={"Authorization": f"Bearer {key}"}
+        ).status_code
+        == 201
+    )
+
+    listing = client.get("/admin/keys").get_data(as_text=True)
+    assert key not in listing
+    assert key[:11] + "…" in listing
+    assert "dify-prod" in listing
+    with billing.db.read_session() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "api_key.create")).one()
+        assert entry.actor_label == "boss@example.com"
+        assert key not in (entry.after or "")
+
+
+def test_revoke_from_the_page(client: FlaskClient, auth: AuthActions, billing: Billing) -> None:
+    _admin(auth, billing)
+    billing.user("alice@example.com", 100_000_000)
+    key = billing.api_key("gateway")
+    with billing.db.read_session() as s:
+        key_id = s.scalars(select(IntegrationKey.id).where(IntegrationKey.name == "gateway")).one()
+    token = csrf_token(client, "/admin/keys")
+    response = client.post(f"/admin/keys/{key_id}/revoke", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert "revoked" in client.get("/admin/keys").get_data(as_text=True)
+    event = {
+        "event_id": "k1",
+        "user": "alice@example.com",
+        "model": "gpt-4o-mini",
+        "input_tokens": 1,
+        "output_tokens": 1,
+    }
+    assert (
+        client.post(
+            "/api/v1/usage", json=event, headers={"Authorization": f"Bearer {key}"}
+        ).status_code
+        == 401
+    )
+
+
+def test_empty_or_hostile_names_rerender_with_errors(
+    client: FlaskClient, auth: AuthActions, billing: Billing
+) -> None:
+    _admin(auth, billing)
+    token = csrf_token(client, "/admin/keys")
+    page = client.post("/admin/keys", data={"name": "", "csrf_token": token}).get_data(as_text=True)
+    assert "This field is required" in page
+    page = client.post("/admin/keys", data={"name": "x" * 101, "csrf_token": token}).get_data(
+        as_text=True
+    )
+    assert "100 characters" in page
+    page = client.post(
+        "/admin/keys", data={"name": "<script>alert(1)</script>", "csrf_token": token}
+    ).get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
