@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from core import config as cfg
 from core.db import Database
 from core.passwords import Passwords
+from core.payments import StripeGateway
 from core.pricebook import PriceBookCache
 from core.pricing import format_credits_display
 
@@ -29,6 +30,11 @@ def create_app(
     )
     app.extensions["creditline.passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
     app.extensions["creditline.prices"] = PriceBookCache()
+    app.extensions["creditline.stripe"] = StripeGateway(
+        app.config["STRIPE_SECRET_KEY"],
+        api_base=app.config["STRIPE_API_BASE"],
+        http_client=app.config["STRIPE_HTTP_CLIENT"],
+    )
 
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
@@ -90,6 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.extensions import csrf, limiter
     from blueprints.main import bp as main_bp
     from blueprints.pricing import bp as pricing_bp
+    from blueprints.webhooks import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
@@ -99,4 +106,7 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(api_bp)
     limiter.limit(api_rate_limit, key_func=rate_limit_bucket)(api_bp)
     app.register_blueprint(api_bp)
+    # Stripe signs its webhooks; there is no browser session to protect.
+    csrf.exempt(webhooks_bp)
+    app.register_blueprint(webhooks_bp)
     register_commands(app)

@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from core.db import Database
 from core.passwords import Passwords
+from core.payments import StripeGateway
 from core.pricebook import PriceBookCache
 
 csrf = CSRFProtect()
@@ -27,3 +28,7 @@ def passwords() -> Passwords:
 
 def prices() -> PriceBookCache:
     return current_app.extensions["creditline.prices"]
+
+
+def stripe_gateway() -> StripeGateway:
+    return current_app.extensions["creditline.stripe"]

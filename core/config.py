@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_SECRET_KEY": None,
     "STRIPE_WEBHOOK_SECRET": None,
     "STRIPE_API_BASE": None,
+    "STRIPE_HTTP_CLIENT": None,  # a stripe.HTTPClient; tests inject one
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_RATE_LIMIT_IP": "20/minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5/minute",

@@ -311,3 +311,60 @@ class AuditEntry(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     ip: Mapped[str | None] = mapped_column(String(45), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class TopUp(Base):
+    """A card top-up through Stripe Checkout.
+
+    Created ``pending`` (with the credits quoted at the rate of the moment)
+    before Stripe is called. ``status`` only moves forward: pending ->
+    failed/expired -> paid. What has been posted to the ledger for it is kept
+    in the ``*_ucr`` columns so ``core.payments.reconcile`` posts only deltas.
+    """
+
+    __tablename__ = "topups"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'failed', 'expired', 'paid')", name="status"),
+        CheckConstraint("amount_cents > 0", name="amount"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id"), index=True)
+    wallet_id: Mapped[int] = mapped_column(Integer, ForeignKey("wallets.id"))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    credits_ucr: Mapped[int] = mapped_column(BigInteger)  # quoted when created
+    credits_per_usd: Mapped[int] = mapped_column(BigInteger)
+    rate_version_id: Mapped[int] = mapped_column(Integer, ForeignKey("exchange_rate_history.id"))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    checkout_url: Mapped[str | None] = mapped_column(Text, default=None)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True, default=None)
+    refunded_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    credited_ucr: Mapped[int] = mapped_column(BigInteger, default=0)
+    refund_debited_ucr: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TopUpDispute(Base):
+    """A card dispute on a top-up's charge, and what it has cost in credits."""
+
+    __tablename__ = "topup_disputes"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's dp_…
+    topup_id: Mapped[int] = mapped_column(Integer, ForeignKey("topups.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(32))  # "open", "won", "lost"
+    debited_ucr: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StripeEvent(Base):
+    """Stripe events already processed: the primary key deduplicates them."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_…
+    type: Mapped[str] = mapped_column(String(100))
+    topup_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("topups.id"), default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -395,3 +395,10 @@ def test_rate_limit_is_shared_between_servers_through_redis(db_config) -> None:
     assert codes == [200, 200, 200, 429]
     for app in (server_a, server_b):
         app.extensions["creditline.db"].dispose()
+
+
+@pytest.mark.parametrize("user", ["", "\r", " ", "a\x01b", "x" * 255])
+def test_balance_user_parameter_is_validated(api: Api, user: str) -> None:
+    response = api.balance(user)
+    assert response.status_code == 400
+    assert "user" in response.get_json()["error"]["details"]["fields"]

@@ -246,6 +246,7 @@ def openapi_document() -> dict[str, Any]:
                                 "type": "string",
                                 "minLength": 1,
                                 "maxLength": MAX_EMAIL_LENGTH,
+                                "pattern": TEXT_PATTERN,
                             },
                         }
                     ],

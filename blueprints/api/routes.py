@@ -8,7 +8,13 @@ from flask import Response, current_app, g, jsonify, request
 
 from blueprints.api import bp, responses
 from blueprints.api.openapi import openapi_document
-from blueprints.api.validation import RequestInvalid, parse_batch, parse_json, parse_usage
+from blueprints.api.validation import (
+    RequestInvalid,
+    parse_batch,
+    parse_json,
+    parse_usage,
+    parse_user_param,
+)
 from blueprints.errors import api_error
 from blueprints.extensions import database, prices
 from blueprints.session import read_session
@@ -105,11 +111,7 @@ def report_usage_batch() -> Response:
 
 @bp.get("/balance")
 def balance() -> Response:
-    email = request.args.get("user", "")
-    if not email.strip() or len(email) > 254:
-        raise RequestInvalid(
-            "Give the user's email as ?user=…", {"user": "This parameter is required."}
-        )
+    email = parse_user_param(request.args.get("user"))
     view = balance_view(read_session(), prices().get(read_session()).settings, email=email)
     if view is None:
         return api_error(422, f"No user with email {email!r}.", code="unknown_user")

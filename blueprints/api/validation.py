@@ -158,6 +158,15 @@ def parse_usage(data: Any) -> UsageReport:
     )
 
 
+def parse_user_param(value: str | None) -> str:
+    """The ``?user=`` of GET /balance: an email-sized visible string."""
+    errors: dict[str, str] = {}
+    user = _text({"user": value}, "user", MAX_EMAIL_LENGTH, errors, required=True)
+    if user is None:
+        raise RequestInvalid("Give the user's email as ?user=…", errors)
+    return user
+
+
 def parse_batch(data: Any) -> list[Any]:
     """The batch envelope: ``{"events": [...]}`` with 1..MAX_BATCH items."""
     if not isinstance(data, dict):

@@ -1,18 +1,75 @@
-from flask import current_app, render_template
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from blueprints.access import login_required
-from blueprints.extensions import prices
+from blueprints.extensions import database, prices, stripe_gateway
 from blueprints.pricing import bp
+from blueprints.pricing.forms import CheckoutForm
 from blueprints.session import read_session
-from core import topups
+from core import payments, topups
+from core.errors import DomainError
+
+
+def _render_pricing(status: int = 200) -> tuple[str, int]:
+    book = prices().get(read_session())
+    html = render_template(
+        "pricing/pricing.html",
+        options=topups.options(book),
+        payments_enabled=stripe_gateway().configured,
+        form=CheckoutForm(formdata=None),
+    )
+    return html, status
 
 
 @bp.get("")
 @login_required
-def index() -> str:
-    book = prices().get(read_session())
-    return render_template(
-        "pricing/pricing.html",
-        options=topups.options(book),
-        payments_enabled=bool(current_app.config["STRIPE_SECRET_KEY"]),
-    )
+def index() -> tuple[str, int]:
+    return _render_pricing()
+
+
+@bp.post("/checkout")
+@login_required
+def checkout() -> Response | tuple[str, int]:
+    form = CheckoutForm()
+    if not form.validate_on_submit():
+        flash("Choose one of the top-up amounts offered.", "error")
+        return _render_pricing(400)
+    try:
+        url = payments.begin_checkout(
+            database(),
+            stripe_gateway(),
+            prices(),
+            current_user.id,
+            form.amount_usd.data,
+            # Stripe fills in {CHECKOUT_SESSION_ID}; url_for would escape the braces.
+            url_for("pricing.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+            url_for("pricing.cancel", _external=True),
+        )
+    except DomainError as exc:
+        current_app.logger.warning("checkout refused: %s", exc.message)
+        flash(exc.message, "error")
+        return _render_pricing(400 if exc.code == "invalid_request" else 503)
+    return redirect(url, code=303)
+
+
+@bp.get("/success")
+@login_required
+def success() -> str:
+    session_id = request.args.get("session_id", "")
+    if not session_id.startswith("cs_") or len(session_id) > 255:
+        abort(404)
+    try:
+        result = payments.fulfil(database(), stripe_gateway(), session_id)
+    except DomainError as exc:
+        flash(exc.message, "error")
+        result = None
+    if result is None or result.user_id != current_user.id:
+        abort(404)
+    return render_template("pricing/success.html", result=result)
+
+
+@bp.get("/cancel")
+@login_required
+def cancel() -> str:
+    return render_template("pricing/cancel.html")
