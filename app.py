@@ -41,9 +41,15 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     app.add_template_filter(format_credits_display, "credits")
+    app.add_template_filter(_trim_zeros, "trim_zeros")
     _init_extensions(app)
     _register_blueprints(app)
     return app
+
+
+def _trim_zeros(text: str) -> str:
+    """'4.500000' -> '4.5', '12.000000' -> '12' (display of exact amounts)."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:

@@ -100,3 +100,22 @@ def set_role(session: Session, email: str, role: str) -> User:
 def set_password(session: Session, user: User, password: str, passwords: Passwords) -> None:
     check_password_policy(password)
     user.password_hash = passwords.hash(password)
+
+
+def change_password(
+    session: Session, user_id: int, current: str, new: str, passwords: Passwords
+) -> None:
+    """Change a password after checking the current one."""
+    user = session.get(User, user_id)
+    if user is None or not passwords.verify(user.password_hash, current):
+        raise ValidationError("The current password is wrong.", field="current")
+    set_password(session, user, new, passwords)
+
+
+def set_low_balance_threshold(session: Session, user_id: int, threshold_ucr: int | None) -> None:
+    """The user's own alert threshold in µcr; None goes back to the default."""
+    if threshold_ucr is not None and threshold_ucr < 0:
+        raise ValidationError("The threshold cannot be negative.", field="threshold")
+    user = session.get(User, user_id)
+    if user is not None:
+        user.low_balance_threshold_ucr = threshold_ucr

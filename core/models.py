@@ -235,6 +235,8 @@ class UsageEvent(Base):
         # A user's history, newest first; and the admins' view of rejections.
         Index("ix_usage_events_user_received", "user_id", "received_at"),
         Index("ix_usage_events_status_received", "status", "received_at"),
+        # Keyset pagination of a user's history, newest first (id follows time).
+        Index("ix_usage_events_user_id_id", "user_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

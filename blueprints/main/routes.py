@@ -1,13 +1,25 @@
-from flask import current_app, g, redirect, render_template, url_for
+from flask import (
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Response as BaseResponse
 
 from blueprints.access import login_required
-from blueprints.extensions import prices
+from blueprints.extensions import database, prices
 from blueprints.main import bp
+from blueprints.main.csv_export import usage_csv_lines
+from blueprints.main.filters import parse_cursor, parse_filters
 from blueprints.session import read_session
-from core import notifications
+from core import notifications, usage
 from core.balances import BalanceView, balance_view
+from core.clock import utcnow
 
 
 def current_balance() -> BalanceView | None:
@@ -29,7 +41,7 @@ def inject_balance() -> dict[str, object]:
 
 
 @bp.get("/")
-def index() -> Response:
+def index() -> BaseResponse:
     if current_user.is_authenticated:
         return redirect(url_for("main.dashboard"))
     return redirect(url_for("auth.login"))
@@ -38,8 +50,13 @@ def index() -> Response:
 @bp.get("/dashboard")
 @login_required
 def dashboard() -> str:
-    notes = notifications.recent(read_session(), current_user.id)
-    return render_template("main/dashboard.html", notifications=notes)
+    session = read_session()
+    return render_template(
+        "main/dashboard.html",
+        summary=usage.summary(session, current_user.id, utcnow().date()),
+        recent=usage.history_page(session, current_user.id, usage.Filters(), None, 10)[0],
+        notifications=notifications.recent(session, current_user.id),
+    )
 
 
 @bp.get("/dashboard/balance")
@@ -47,3 +64,32 @@ def dashboard() -> str:
 def balance_partial() -> str:
     # The badge, plus the alert and the dashboard figure out-of-band.
     return render_template("main/_balance.html", oob=True)
+
+
+@bp.get("/usage")
+@login_required
+def usage_history() -> tuple[str, int]:
+    filters, errors = parse_filters(request.args)
+    rows, next_cursor = usage.history_page(
+        read_session(), current_user.id, filters, parse_cursor(request.args)
+    )
+    html = render_template(
+        "main/usage.html",
+        rows=rows,
+        next_cursor=next_cursor,
+        filters=filters,
+        errors=errors,
+        models=usage.models_used(read_session(), current_user.id),
+    )
+    return html, 400 if errors else 200
+
+
+@bp.get("/usage.csv")
+@login_required
+def usage_export() -> Response:
+    filters, _ = parse_filters(request.args)
+    # Its own session: the response streams after this request's teardown.
+    lines = usage_csv_lines(database(), current_user.id, filters)
+    response = Response(stream_with_context(lines), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="creditline-usage.csv"'
+    return response

@@ -84,8 +84,13 @@ def upgrade() -> None:
     with op.batch_alter_table("topup_disputes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_topup_disputes_topup_id"), ["topup_id"], unique=False)
 
+    with op.batch_alter_table("usage_events", schema=None) as batch_op:
+        batch_op.create_index("ix_usage_events_user_id_id", ["user_id", "id"])
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("usage_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_usage_events_user_id_id")
     with op.batch_alter_table("topup_disputes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_topup_disputes_topup_id"))
 

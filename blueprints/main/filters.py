@@ -1,0 +1,36 @@
+"""Query-string filters of the usage pages, parsed at the edge."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from werkzeug.datastructures import MultiDict
+
+from core.usage import Filters
+
+
+def parse_filters(args: MultiDict[str, str]) -> tuple[Filters, list[str]]:
+    """Filters from ?since=YYYY-MM-DD&until=…&model=…; bad values are reported, not used."""
+    errors: list[str] = []
+
+    def day(name: str) -> date | None:
+        raw = args.get(name, "").strip()
+        if not raw:
+            return None
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            errors.append(f"'{raw[:40]}' is not a date like 2026-11-24.")
+            return None
+
+    since, until = day("since"), day("until")
+    if since and until and since > until:
+        errors.append("The start date is after the end date.")
+        since = until = None
+    model = args.get("model", "").strip()[:100] or None
+    return Filters(since, until, model), errors
+
+
+def parse_cursor(args: MultiDict[str, str]) -> int | None:
+    raw = args.get("before", "")
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None

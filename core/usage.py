@@ -1,0 +1,120 @@
+"""What users see of their usage: totals from the daily rollup, and history.
+
+Totals never scan ``usage_events``: they sum at most 31 rollup rows per model,
+so the dashboard costs the same for a user with 1k or 1M events. History is
+paginated by keyset (``id < cursor``) on the (user_id, id) index, so page 1000
+costs what page 1 does, and the CSV export streams in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from core.models import AiModel, UsageDaily, UsageEvent
+
+
+@dataclass(frozen=True)
+class Totals:
+    events: int
+    tokens: int
+    cost_ucr: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    today: Totals
+    month: Totals
+    last_30_days: Totals
+    daily: list[tuple[date, int]]  # (day, µcr) for each of the last 30 days, oldest first
+
+
+def summary(session: Session, user_id: int, today: date) -> Summary:
+    start = min(today - timedelta(days=29), today.replace(day=1))
+    rows = session.execute(
+        select(
+            UsageDaily.day,
+            func.sum(UsageDaily.events),
+            func.sum(UsageDaily.input_tokens + UsageDaily.output_tokens),
+            func.sum(UsageDaily.cost_ucr),
+        )
+        .where(UsageDaily.user_id == user_id, UsageDaily.day >= start)
+        .group_by(UsageDaily.day)
+    ).all()
+    by_day = {day: (int(e), int(t), int(c)) for day, e, t, c in rows}
+
+    def total(since: date) -> Totals:
+        picked = [v for d, v in by_day.items() if since <= d <= today]
+        return (
+            Totals(*(sum(col) for col in zip(*picked, strict=True))) if picked else Totals(0, 0, 0)
+        )
+
+    window = [today - timedelta(days=n) for n in range(29, -1, -1)]
+    return Summary(
+        today=total(today),
+        month=total(today.replace(day=1)),
+        last_30_days=total(today - timedelta(days=29)),
+        daily=[(d, by_day.get(d, (0, 0, 0))[2]) for d in window],
+    )
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: date | None = None
+    until: date | None = None  # inclusive
+    model: str | None = None
+
+
+def _history_query(user_id: int, filters: Filters) -> Select:
+    query = select(UsageEvent).where(UsageEvent.user_id == user_id)
+    if filters.since:
+        query = query.where(UsageEvent.received_at >= datetime.combine(filters.since, time.min))
+    if filters.until:
+        end = datetime.combine(filters.until + timedelta(days=1), time.min)
+        query = query.where(UsageEvent.received_at < end)
+    if filters.model:
+        query = query.where(UsageEvent.model_name == filters.model)
+    return query
+
+
+def history_page(
+    session: Session, user_id: int, filters: Filters, before_id: int | None, per_page: int = 50
+) -> tuple[list[UsageEvent], int | None]:
+    """One page, newest first; returns the rows and the cursor for the next page."""
+    query = _history_query(user_id, filters)
+    if before_id is not None:
+        query = query.where(UsageEvent.id < before_id)
+    rows = list(session.scalars(query.order_by(UsageEvent.id.desc()).limit(per_page + 1)))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def history_stream(
+    session: Session, user_id: int, filters: Filters, chunk: int = 2000
+) -> Iterator[UsageEvent]:
+    """Every matching event, newest first, fetched ``chunk`` rows at a time."""
+    before: int | None = None
+    while True:
+        rows, before = history_page(session, user_id, filters, before, per_page=chunk)
+        yield from rows
+        session.expunge_all()  # keep memory flat over a million rows
+        if before is None:
+            return
+
+
+def models_used(session: Session, user_id: int) -> list[str]:
+    """Model names in the user's rollups, for the filter dropdown."""
+    return list(
+        session.scalars(
+            select(AiModel.name)
+            .join(UsageDaily, UsageDaily.model_id == AiModel.id)
+            .where(UsageDaily.user_id == user_id)
+            .distinct()
+            .order_by(AiModel.name)
+        )
+    )
