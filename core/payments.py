@@ -45,9 +45,9 @@ from core.clock import utcnow
 from core.db import Database
 from core.errors import DomainError, ValidationError
 from core.ledger import post_entry
-from core.models import StripeEvent, TopUp, TopUpDispute, Wallet
+from core.models import Notification, StripeEvent, TopUp, TopUpDispute, Wallet
 from core.pricebook import PriceBookCache
-from core.pricing import credits_for_cents, format_cents
+from core.pricing import credits_for_cents, format_cents, format_credits_display
 
 STATUS_RANK = {"pending": 0, "failed": 1, "expired": 1, "paid": 2}
 HANDLED_EVENTS = {
@@ -329,7 +329,19 @@ def _debit(
     session: Session, topup: TopUp, amount: int, kind: str, reference: str, memo: str
 ) -> None:
     posting = post_entry(session, topup.wallet_id, -amount, kind, reference=reference, memo=memo)
-    if posting is not None and posting.balance_ucr < 0:
+    if posting is None or posting.duplicate:
+        return
+    session.add(
+        Notification(
+            user_id=topup.user_id,
+            kind=kind,
+            message=(
+                f"{format_credits_display(amount)} credits were removed: {memo} "
+                f"on your {format_cents(topup.amount_cents)} top-up."
+            ),
+        )
+    )
+    if posting.balance_ucr < 0:
         # Credits already spent were refunded or disputed: an admin should look.
         session.execute(update(Wallet).where(Wallet.id == topup.wallet_id).values(flagged=True))
 

@@ -315,6 +315,9 @@ def test_partial_then_full_refund_debits_each_share_once(buyer, fake_stripe: Fak
     webhook(client, refund_event("evt_r0", session_id, 2500, 1000))  # late, smaller: no effect
     assert billing.balance("alice@example.com") == 0
     assert billing.problems() == []
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "100,000.00 credits were removed: refund of $10.00 on your $25.00 top-up." in page
+    assert "150,000.00 credits were removed: refund of $25.00" in page
 
 
 def test_refund_of_spent_credits_goes_negative_and_flags(buyer, fake_stripe: FakeStripe) -> None:
