@@ -11,6 +11,13 @@ from core.models import AuditEntry, IntegrationKey
 from tests.conftest import AuthActions, Billing, csrf_token
 
 
+def _report_usage(client: FlaskClient, key: str) -> int:
+    event = {"event_id": "k1", "user": "alice@example.com", "model": "gpt-4o-mini"}
+    event |= {"input_tokens": 1, "output_tokens": 1}
+    headers = {"Authorization": f"Bearer {key}"}
+    return client.post("/api/v1/usage", json=event, headers=headers).status_code
+
+
 def _admin(auth: AuthActions, billing: Billing) -> None:
     billing.user("boss@example.com")
     from core import accounts
@@ -30,19 +37,7 @@ def test_create_shows_the_key_once_and_it_works(
         as_text=True
     )
     key = re.search(r'<code id="new-key-value">([^<]+)</code>', page).group(1)
-    event = {
-        "event_id": "k1",
-        "user": "alice@example.com",
-        "model": "gpt-4o-mini",
-        "input_tokens": 1,
-        "output_tokens": 1,
-    }
-    assert (
-        client.post(
-            "/api/v1/usage", json=event, headers={"Authorization": f"Bearer {key}"}
-        ).status_code
-        == 201
-    )
+    assert _report_usage(client, key) == 201
 
     listing = client.get("/admin/keys").get_data(as_text=True)
     assert key not in listing
@@ -64,19 +59,7 @@ def test_revoke_from_the_page(client: FlaskClient, auth: AuthActions, billing: B
     response = client.post(f"/admin/keys/{key_id}/revoke", data={"csrf_token": token})
     assert response.status_code == 302
     assert "revoked" in client.get("/admin/keys").get_data(as_text=True)
-    event = {
-        "event_id": "k1",
-        "user": "alice@example.com",
-        "model": "gpt-4o-mini",
-        "input_tokens": 1,
-        "output_tokens": 1,
-    }
-    assert (
-        client.post(
-            "/api/v1/usage", json=event, headers={"Authorization": f"Bearer {key}"}
-        ).status_code
-        == 401
-    )
+    assert _report_usage(client, key) == 401
 
 
 def test_empty_or_hostile_names_rerender_with_errors(

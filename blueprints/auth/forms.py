@@ -5,17 +5,10 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from core.accounts import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 
-class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
-    password = PasswordField(
-        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
-    )
-
-
-class RegisterForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
-    password = PasswordField(
-        "Password",
+def new_password_field(label: str) -> PasswordField:
+    """A field for choosing a password: the policy of ``core.accounts``."""
+    return PasswordField(
+        label,
         validators=[
             DataRequired(),
             Length(
@@ -26,6 +19,20 @@ class RegisterForm(FlaskForm):
             ),
         ],
     )
-    confirm = PasswordField(
-        "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ.")]
+
+
+def repeat_field(label: str, of: str) -> PasswordField:
+    return PasswordField(label, validators=[DataRequired(), EqualTo(of, "Passwords differ.")])
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
     )
+
+
+class RegisterForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
+    password = new_password_field("Password")
+    confirm = repeat_field("Repeat password", "password")

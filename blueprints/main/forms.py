@@ -1,8 +1,8 @@
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, ValidationError
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, Length
 
-from core.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from blueprints.auth.forms import new_password_field, repeat_field
 from core.pricing import AmountError, parse_credits
 
 
@@ -25,18 +25,5 @@ class ThresholdForm(FlaskForm):
 
 class PasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired()])
-    new = PasswordField(
-        "New password",
-        validators=[
-            DataRequired(),
-            Length(
-                min=MIN_PASSWORD_LENGTH, message=f"Use at least {MIN_PASSWORD_LENGTH} characters."
-            ),
-            Length(
-                max=MAX_PASSWORD_LENGTH, message=f"Use at most {MAX_PASSWORD_LENGTH} characters."
-            ),
-        ],
-    )
-    confirm = PasswordField(
-        "Repeat new password", validators=[DataRequired(), EqualTo("new", "Passwords differ.")]
-    )
+    new = new_password_field("New password")
+    confirm = repeat_field("Repeat new password", "new")
