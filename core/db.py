@@ -96,6 +96,10 @@ class Database:
             yield conn
         self._notify()
 
+    def write_engine_connect(self) -> Connection:
+        """A raw connection whose transactions begin IMMEDIATE (migrations)."""
+        return self._write_engine.connect()
+
     def dispose(self) -> None:
         self.engine.dispose()
 

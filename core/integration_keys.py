@@ -36,7 +36,7 @@ class AuthenticatedKey:
     last_used_at: datetime | None
 
 
-def _digest(key: str) -> str:
+def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -49,7 +49,7 @@ def create(session: Session, actor: audit.Actor, name: str) -> tuple[Integration
     row = IntegrationKey(
         name=name,
         prefix=key[:PREFIX_LENGTH],
-        key_hash=_digest(key),
+        key_hash=digest(key),
         created_by_id=actor.user_id,
     )
     session.add(row)
@@ -80,7 +80,7 @@ def authenticate(session: Session, presented: str) -> AuthenticatedKey | None:
     ).first()
     # Hash and compare even when no row matched, so timing does not tell.
     stored = row.key_hash if row is not None else "0" * 64
-    if not hmac.compare_digest(stored, _digest(presented)) or row is None:
+    if not hmac.compare_digest(stored, digest(presented)) or row is None:
         return None
     if row.revoked_at is not None:
         return None

@@ -45,7 +45,7 @@ def head_revision() -> str | None:
 
 def _run(db: Database, action: Callable[[Config], None]) -> None:
     cfg = alembic_config()
-    with db._write_engine.connect() as conn:
+    with db.write_engine_connect() as conn:
         # PRAGMAs straight on the driver connection: going through SQLAlchemy
         # would autobegin a transaction, inside which this PRAGMA is a no-op.
         raw = conn.connection.driver_connection

@@ -35,7 +35,7 @@ def _bearer() -> str:
 def rate_limit_bucket() -> str:
     # One bucket per presented key. Hashing the whole token means nobody can
     # drain another integration's allowance without holding its secret.
-    return "api:" + integration_keys._digest(_bearer())
+    return "api:" + integration_keys.digest(_bearer())
 
 
 def api_rate_limit() -> str:
