@@ -13,7 +13,7 @@ from core.db import Database
 from core.passwords import Passwords
 from core.payments import StripeGateway
 from core.pricebook import PriceBookCache
-from core.pricing import format_credits_display
+from core.pricing import format_cents, format_credits_display
 
 
 def create_app(
@@ -42,6 +42,7 @@ def create_app(
 
     app.add_template_filter(format_credits_display, "credits")
     app.add_template_filter(_trim_zeros, "trim_zeros")
+    app.add_template_filter(format_cents, "cents")
     _init_extensions(app)
     _register_blueprints(app)
     return app

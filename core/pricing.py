@@ -75,7 +75,7 @@ def _decimal(text: str | int | Decimal, what: str) -> Decimal:
     try:
         value = Decimal(str(text).strip()) if not isinstance(text, Decimal) else text
     except InvalidOperation:
-        raise AmountError(f"{what} must be a number like 0.15") from None
+        raise AmountError(f"{what} must be a number") from None
     if not value.is_finite():
         raise AmountError(f"{what} must be a finite number")
     # Refuse exponents outright: "1e999999" is valid Decimal but not an amount.

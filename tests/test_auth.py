@@ -204,3 +204,12 @@ def test_session_cookie_secure_over_https(db_config) -> None:
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
     app.extensions["creditline.db"].dispose()
+
+
+def test_form_fields_render_clean_attributes(client: FlaskClient, auth: AuthActions) -> None:
+    page = client.get("/auth/login").get_data(as_text=True)
+    assert '="None"' not in page
+    assert 'autocomplete="email"' in page
+    page = auth.login("nobody@example.com", "x").get_data(as_text=True)
+    assert 'aria-invalid="true"' in page
+    assert 'aria-describedby="password-error"' in page

@@ -1,0 +1,52 @@
+"""Exchange rate: current value, change with reason, history, live impact preview."""
+
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from blueprints.access import current_actor
+from blueprints.admin import bp
+from blueprints.admin.forms import RateForm
+from blueprints.extensions import database, prices
+from blueprints.session import read_session
+from core import catalog, impact
+from core.models import RateChange
+from core.pricing import AmountError, parse_rate
+
+
+def _render(form: RateForm, status: int = 200) -> tuple[str, int]:
+    book = prices().get(read_session())
+    history = read_session().scalars(select(RateChange).order_by(RateChange.id.desc()).limit(100))
+    preview = impact.rate_impact(read_session(), book, book.credits_per_usd)
+    html = render_template("admin/rate.html", form=form, history=list(history), impact=preview)
+    return html, status
+
+
+@bp.get("/rate")
+def rate() -> tuple[str, int]:
+    return _render(RateForm())
+
+
+@bp.post("/rate")
+def change_rate() -> Response | tuple[str, int]:
+    form = RateForm()
+    if not form.validate_on_submit():
+        return _render(form, 400)
+    with database().write() as s:
+        change = catalog.set_rate(s, current_actor(), form.rate_value, form.reason.data)
+    old, new = change.old_credits_per_usd or 0, change.credits_per_usd
+    flash(f"Rate changed: {old:,} → {new:,} credits per USD.", "success")
+    return redirect(url_for("admin.rate"))
+
+
+@bp.get("/rate/preview")
+def rate_preview() -> str:
+    """htmx partial, re-requested as the admin types a new rate."""
+    book = prices().get(read_session())
+    raw = request.args.get("credits_per_usd", "").strip()
+    try:
+        new_rate = parse_rate(raw) if raw else book.credits_per_usd
+    except AmountError as exc:
+        return render_template("admin/_rate_preview.html", impact=None, error=str(exc))
+    preview = impact.rate_impact(read_session(), book, new_rate)
+    return render_template("admin/_rate_preview.html", impact=preview, error=None)
