@@ -13,7 +13,7 @@ from core.db import Database
 from core.passwords import Passwords
 from core.payments import StripeGateway
 from core.pricebook import PriceBookCache
-from core.pricing import format_cents, format_credits_display
+from core.pricing import format_cents, format_credits_display, format_usd_per_m
 
 
 def create_app(
@@ -43,6 +43,7 @@ def create_app(
     app.add_template_filter(format_credits_display, "credits")
     app.add_template_filter(_trim_zeros, "trim_zeros")
     app.add_template_filter(format_cents, "cents")
+    app.add_template_filter(format_usd_per_m, "usd_per_m")
     _init_extensions(app)
     _register_blueprints(app)
     return app
