@@ -8,4 +8,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 # before its view runs, whether or not the view remembers a decorator.
 bp.before_request(require_admin)
 
-from blueprints.admin import model_routes, rate_routes, routes  # noqa: E402,F401
+from blueprints.admin import (  # noqa: E402,F401
+    model_routes,
+    rate_routes,
+    routes,
+    settings_routes,
+)

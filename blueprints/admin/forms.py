@@ -2,7 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length
 
-from core.pricing import AmountError, parse_rate, parse_usd_per_m
+from core.pricing import AmountError, parse_credits, parse_rate, parse_usd_per_m
 
 
 class ApiKeyForm(FlaskForm):
@@ -54,5 +54,52 @@ class ModelForm(FlaskForm):
 def _price(field: StringField) -> int:
     try:
         return parse_usd_per_m(field.data or "")
+    except AmountError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class SettingsForm(FlaskForm):
+    topup_options = StringField(
+        "Top-up options (whole USD, comma-separated)", validators=[DataRequired(), Length(max=200)]
+    )
+    max_tokens = StringField("Max tokens per event", validators=[DataRequired(), Length(max=20)])
+    max_credits = StringField("Max credits per event", validators=[DataRequired(), Length(max=30)])
+    overdraft = StringField(
+        "Overdraft limit (credits)", validators=[DataRequired(), Length(max=30)]
+    )
+    threshold = StringField(
+        "Default low-balance alert (credits)", validators=[DataRequired(), Length(max=30)]
+    )
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+
+    def validate_topup_options(self, field: StringField) -> None:
+        parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]
+        if not parts or not all(p.isdigit() and len(p) <= 5 for p in parts):
+            raise ValidationError("List whole dollar amounts, e.g. 5, 10, 25.")
+        self.values["topup_options_usd"] = tuple(int(p) for p in parts)
+
+    def validate_max_tokens(self, field: StringField) -> None:
+        raw = (field.data or "").strip().replace(",", "")
+        if not raw.isdigit() or len(raw) > 15 or int(raw) == 0:
+            raise ValidationError("A whole number of tokens, at least 1.")
+        self.values["max_tokens_per_event"] = int(raw)
+
+    def validate_max_credits(self, field: StringField) -> None:
+        self.values["max_credits_per_event_ucr"] = _credits(field)
+
+    def validate_overdraft(self, field: StringField) -> None:
+        self.values["overdraft_limit_ucr"] = _credits(field)
+
+    def validate_threshold(self, field: StringField) -> None:
+        self.values["default_low_balance_threshold_ucr"] = _credits(field)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.values: dict[str, object] = {}
+
+
+def _credits(field: StringField) -> int:
+    try:
+        return parse_credits((field.data or "").replace(",", ""))
     except AmountError as exc:
         raise ValidationError(str(exc)) from None

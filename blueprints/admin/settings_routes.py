@@ -1,0 +1,42 @@
+"""Admin settings: top-up options, per-event caps, overdraft, default alert."""
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from blueprints.access import current_actor
+from blueprints.admin import bp
+from blueprints.admin.forms import SettingsForm
+from blueprints.extensions import database, prices
+from blueprints.session import read_session
+from core import settings as settings_mod
+from core.errors import DomainError
+from core.pricing import format_credits
+
+
+def _current() -> dict[str, str]:
+    now = prices().get(read_session()).settings
+    return {
+        "topup_options": ", ".join(str(v) for v in now.topup_options_usd),
+        "max_tokens": str(now.max_tokens_per_event),
+        "max_credits": format_credits(now.max_credits_per_event_ucr),
+        "overdraft": format_credits(now.overdraft_limit_ucr),
+        "threshold": format_credits(now.default_low_balance_threshold_ucr),
+    }
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings() -> Response | tuple[str, int]:
+    form = SettingsForm() if request.method == "POST" else SettingsForm(data=_current())
+    if form.validate_on_submit():
+        now = prices().get(read_session()).settings
+        changes = {k: v for k, v in form.values.items() if getattr(now, k) != v}
+        try:
+            if changes:
+                with database().write() as s:
+                    settings_mod.update(s, current_actor(), form.reason.data, **changes)
+        except DomainError as exc:
+            form.reason.errors.append(exc.message)
+        else:
+            flash(f"Settings saved ({len(changes)} changed).", "success")
+            return redirect(url_for("admin.settings"))
+    return render_template("admin/settings.html", form=form), 400 if form.errors else 200
