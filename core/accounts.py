@@ -8,6 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import audit
+from core.audit import Actor
 from core.clock import utcnow
 from core.errors import EmailTaken, UnknownUser, ValidationError
 from core.models import ROLES, User, Wallet
@@ -119,3 +121,53 @@ def set_low_balance_threshold(session: Session, user_id: int, threshold_ucr: int
     user = session.get(User, user_id)
     if user is not None:
         user.low_balance_threshold_ucr = threshold_ucr
+
+
+def set_access(
+    session: Session, actor: Actor, user_id: int, *, role: str, disabled: bool, reason: str
+) -> User:
+    """Change a user's role or disabled flag, audited. Admins cannot lock
+    themselves out (demote or disable their own account)."""
+    if role not in ROLES:
+        raise ValidationError(f"Unknown role {role!r}.")
+    if not reason.strip():
+        raise ValidationError("A reason is required.", field="reason")
+    user = session.get(User, user_id)
+    if user is None:
+        raise UnknownUser("No such user.")
+    if user.id == actor.user_id and (role != "admin" or disabled):
+        raise ValidationError("You cannot demote or disable your own account.")
+    before = {"role": user.role, "disabled": user.is_disabled}
+    user.role, user.is_disabled = role, disabled
+    after = {"role": role, "disabled": disabled}
+    if before != after:
+        audit.record(
+            session,
+            actor,
+            "user.access",
+            "user",
+            user.id,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    return user
+
+
+def clear_flag(session: Session, actor: Actor, user_id: int, reason: str) -> None:
+    """An admin has reviewed a wallet flagged by a refund or dispute."""
+    if not reason.strip():
+        raise ValidationError("A reason is required.", field="reason")
+    wallet = session.scalar(select(Wallet).where(Wallet.user_id == user_id))
+    if wallet is not None and wallet.flagged:
+        wallet.flagged = False
+        audit.record(session, actor, "wallet.unflag", "wallet", wallet.id, reason=reason)
+
+
+def search(session: Session, text: str, limit: int = 50) -> list[tuple[User, Wallet]]:
+    query = select(User, Wallet).join(Wallet, Wallet.user_id == User.id).order_by(User.email)
+    text = text.strip().lower()
+    if text:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(User.email.like(f"%{escaped}%", escape="\\"))
+    return [(u, w) for u, w in session.execute(query.limit(limit)).all()]

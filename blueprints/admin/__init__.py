@@ -13,4 +13,5 @@ from blueprints.admin import (  # noqa: E402,F401
     rate_routes,
     routes,
     settings_routes,
+    user_routes,
 )

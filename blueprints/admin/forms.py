@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, StringField, TextAreaField, ValidationError
+from wtforms import BooleanField, SelectField, StringField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from core.pricing import AmountError, parse_credits, parse_rate, parse_usd_per_m
@@ -103,3 +103,26 @@ def _credits(field: StringField) -> int:
         return parse_credits((field.data or "").replace(",", ""))
     except AmountError as exc:
         raise ValidationError(str(exc)) from None
+
+
+class AdjustForm(FlaskForm):
+    amount = StringField("Credits (negative removes)", validators=[DataRequired(), Length(max=30)])
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+
+    def validate_amount(self, field: StringField) -> None:
+        try:
+            self.amount_ucr = parse_credits(
+                (field.data or "").replace(",", ""), allow_negative=True
+            )
+        except AmountError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class AccessForm(FlaskForm):
+    role = SelectField("Role", choices=["user", "admin"])
+    disabled = BooleanField("Disabled (cannot sign in; usage refused)")
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])

@@ -1,0 +1,101 @@
+"""Users: search, balance and usage, credit adjustments, role and access, flags."""
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from blueprints.access import current_actor
+from blueprints.admin import bp
+from blueprints.admin.forms import AccessForm, AdjustForm, ReasonForm
+from blueprints.extensions import database
+from blueprints.session import read_session
+from core import accounts, ledger, usage
+from core.errors import DomainError
+from core.models import LedgerEntry, User
+
+
+@bp.get("/users")
+def users() -> str:
+    query = request.args.get("q", "")[:254]
+    rows = accounts.search(read_session(), query)
+    return render_template("admin/users.html", rows=rows, query=query)
+
+
+def _render_user(user_id: int, status: int = 200, **forms: object) -> tuple[str, int]:
+    session = read_session()
+    user = session.get(User, user_id) or abort(404)
+    recent = usage.history_page(session, user.id, usage.Filters(), None, 10)[0]
+    entries = session.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.wallet_id == user.wallet.id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(20)
+    ).all()
+    forms.setdefault("adjust_form", AdjustForm(formdata=None, prefix="adjust"))
+    forms.setdefault(
+        "access_form",
+        AccessForm(formdata=None, prefix="access", role=user.role, disabled=user.is_disabled),
+    )
+    forms.setdefault("flag_form", ReasonForm(formdata=None, prefix="flag"))
+    html = render_template("admin/user.html", user=user, recent=recent, entries=entries, **forms)
+    return html, status
+
+
+@bp.get("/users/<int:user_id>")
+def user_detail(user_id: int) -> tuple[str, int]:
+    return _render_user(user_id)
+
+
+def _act(
+    form_name: str, form: object, action, user_id: int, done: str
+) -> Response | tuple[str, int]:  # type: ignore[no-untyped-def]
+    """Run ``action`` if the form is valid; re-render with errors otherwise."""
+    if form.validate_on_submit():  # type: ignore[attr-defined]
+        try:
+            action()
+        except DomainError as exc:
+            form.reason.errors.append(exc.message)  # type: ignore[attr-defined]
+        else:
+            flash(done, "success")
+            return redirect(url_for("admin.user_detail", user_id=user_id))
+    return _render_user(user_id, 400, **{form_name: form})
+
+
+@bp.post("/users/<int:user_id>/adjust")
+def adjust_credits(user_id: int) -> Response | tuple[str, int]:
+    user = read_session().get(User, user_id) or abort(404)
+    form = AdjustForm(prefix="adjust")
+
+    def action() -> None:
+        ledger.adjust(database(), current_actor(), user.email, form.amount_ucr, form.reason.data)
+
+    return _act("adjust_form", form, action, user_id, "Balance adjusted.")
+
+
+@bp.post("/users/<int:user_id>/access")
+def set_access(user_id: int) -> Response | tuple[str, int]:
+    form = AccessForm(prefix="access")
+
+    def action() -> None:
+        with database().write() as s:
+            accounts.set_access(
+                s,
+                current_actor(),
+                user_id,
+                role=form.role.data,
+                disabled=form.disabled.data,
+                reason=form.reason.data,
+            )
+
+    return _act("access_form", form, action, user_id, "Access updated.")
+
+
+@bp.post("/users/<int:user_id>/unflag")
+def clear_flag(user_id: int) -> Response | tuple[str, int]:
+    form = ReasonForm(prefix="flag")
+
+    def action() -> None:
+        with database().write() as s:
+            accounts.clear_flag(s, current_actor(), user_id, form.reason.data)
+
+    return _act("flag_form", form, action, user_id, "Flag cleared.")

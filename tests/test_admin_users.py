@@ -1,0 +1,107 @@
+"""Admin: user search, detail, credit adjustments, access changes, flags."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+from core.models import AuditEntry, User, Wallet
+from tests.conftest import AuthActions, Billing, csrf_token
+from tests.test_admin_keys import _admin
+
+CR = 1_000_000
+
+
+@pytest.fixture
+def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
+    _admin(auth, billing)
+    billing.user("alice@example.com", 100 * CR)
+    billing.user("al_bert@example.com", 5 * CR)
+    return billing
+
+
+def _id(billing: Billing, email: str) -> int:
+    with billing.db.read_session() as s:
+        return s.scalar(select(User.id).where(User.email == email))
+
+
+def _post(client: FlaskClient, url: str, **data: str):
+    return client.post(url, data={**data, "csrf_token": csrf_token(client, "/admin/users")})
+
+
+def test_search_by_email_treats_wildcards_literally(client: FlaskClient, admin: Billing) -> None:
+    page = client.get("/admin/users?q=ALICE").get_data(as_text=True)
+    assert "alice@example.com" in page
+    assert "al_bert@example.com" not in page
+    page = client.get("/admin/users?q=al_").get_data(as_text=True)
+    assert "al_bert@example.com" in page
+    assert "alice@example.com" not in page  # "_" is not a wildcard here
+    assert "100.00" in client.get("/admin/users").get_data(as_text=True)
+
+
+def test_adjust_credits_with_reason(client: FlaskClient, admin: Billing) -> None:
+    user_id = _id(admin, "alice@example.com")
+    response = _post(
+        client,
+        f"/admin/users/{user_id}/adjust",
+        **{"adjust-amount": "-40.5", "adjust-reason": "duplicate grant"},
+    )
+    assert response.status_code == 302
+    assert admin.balance("alice@example.com") == 59_500_000
+    page = client.get(f"/admin/users/{user_id}").get_data(as_text=True)
+    assert "duplicate grant" in page
+    assert "-40.5" in page
+    refused = _post(
+        client, f"/admin/users/{user_id}/adjust", **{"adjust-amount": "-1000", "adjust-reason": "x"}
+    )
+    assert refused.status_code == 400
+    assert "below zero" in refused.get_data(as_text=True)
+    for bad in ("abc", "1e3", "0.0000001"):
+        response = _post(
+            client, f"/admin/users/{user_id}/adjust", **{"adjust-amount": bad, "adjust-reason": "x"}
+        )
+        assert response.status_code == 400, bad
+    assert admin.balance("alice@example.com") == 59_500_000
+
+
+def test_disable_and_promote_are_audited(client: FlaskClient, admin: Billing) -> None:
+    user_id = _id(admin, "alice@example.com")
+    response = _post(
+        client,
+        f"/admin/users/{user_id}/access",
+        **{"access-role": "user", "access-disabled": "y", "access-reason": "abuse"},
+    )
+    assert response.status_code == 302
+    with admin.db.read_session() as s:
+        assert s.get(User, user_id).is_disabled is True
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "user.access")).one()
+    assert (entry.reason, entry.actor_label) == ("abuse", "boss@example.com")
+
+
+def test_admin_cannot_lock_themselves_out(client: FlaskClient, admin: Billing) -> None:
+    me = _id(admin, "boss@example.com")
+    response = _post(
+        client, f"/admin/users/{me}/access", **{"access-role": "user", "access-reason": "oops"}
+    )
+    assert response.status_code == 400
+    assert "cannot demote or disable your own account" in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 200
+
+
+def test_flagged_wallet_is_shown_and_cleared(client: FlaskClient, admin: Billing) -> None:
+    user_id = _id(admin, "alice@example.com")
+    with admin.db.write() as s:
+        s.execute(update(Wallet).where(Wallet.user_id == user_id).values(flagged=True))
+    assert "flagged" in client.get("/admin/users").get_data(as_text=True)
+    assert (
+        _post(
+            client, f"/admin/users/{user_id}/unflag", **{"flag-reason": "customer paid"}
+        ).status_code
+        == 302
+    )
+    assert 'id="wallet-flag"' not in client.get(f"/admin/users/{user_id}").get_data(as_text=True)
+
+
+def test_unknown_user_is_404(client: FlaskClient, admin: Billing) -> None:
+    assert client.get("/admin/users/999999").status_code == 404
