@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
@@ -56,3 +56,29 @@ def record(
 
 def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def page(
+    session: Session,
+    *,
+    action: str = "",
+    actor: str = "",
+    before_id: int | None = None,
+    size: int = 50,
+) -> tuple[list[AuditEntry], int | None]:
+    """Newest first, filtered by action prefix and actor label; keyset paginated."""
+    query = select(AuditEntry)
+    if action:
+        query = query.where(AuditEntry.action.startswith(action, autoescape=True))
+    if actor:
+        query = query.where(AuditEntry.actor_label.contains(actor.lower(), autoescape=True))
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def actions(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))

@@ -1,12 +1,13 @@
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ApiKeyForm, ConfirmForm
 from blueprints.extensions import database
+from blueprints.main.filters import parse_cursor
 from blueprints.session import read_session
-from core import integration_keys
+from core import audit, integration_keys
 from core.errors import DomainError
 
 
@@ -42,3 +43,20 @@ def revoke_key(key_id: int) -> Response:
         except DomainError as exc:
             flash(exc.message, "error")
     return redirect(url_for("admin.keys"))
+
+
+@bp.get("/audit")
+def audit_log() -> str:
+    action = request.args.get("action", "")[:64]
+    actor = request.args.get("actor", "")[:254]
+    rows, cursor = audit.page(
+        read_session(), action=action, actor=actor, before_id=parse_cursor(request.args)
+    )
+    return render_template(
+        "admin/audit.html",
+        rows=rows,
+        cursor=cursor,
+        action=action,
+        actor=actor,
+        actions=audit.actions(read_session()),
+    )

@@ -1,0 +1,53 @@
+"""Admin: every admin action leaves an audit row that the audit page shows."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from tests.conftest import AuthActions, Billing, csrf_token
+from tests.test_admin_keys import _admin
+
+
+def test_admin_actions_appear_in_the_audit_page(
+    client: FlaskClient, auth: AuthActions, billing: Billing
+) -> None:
+    _admin(auth, billing)
+    token = csrf_token(client, "/admin/rate")
+    client.post(
+        "/admin/rate",
+        data={"credits_per_usd": "11000", "reason": "rate reason", "csrf_token": token},
+    )
+    client.post("/admin/keys", data={"name": "gateway", "csrf_token": token})
+    client.post(
+        "/admin/models",
+        data={
+            "name": "m1",
+            "input_usd": "1",
+            "output_usd": "2",
+            "enabled": "y",
+            "reason": "model reason",
+            "csrf_token": token,
+        },
+    )
+    page = client.get("/admin/audit").get_data(as_text=True)
+    for action in ("rate.change", "api_key.create", "model.create"):
+        assert f"<code>{action}</code>" in page
+    assert "rate reason" in page and "model reason" in page
+
+    only_rates = client.get("/admin/audit?action=rate.").get_data(as_text=True)
+    assert "<code>rate.change</code>" in only_rates
+    assert "<code>model.create</code>" not in only_rates
+    assert "<code>rate.change</code>" not in client.get("/admin/audit?actor=cli").get_data(
+        as_text=True
+    )
+
+
+def test_audit_pages_by_cursor(client: FlaskClient, auth: AuthActions, billing: Billing) -> None:
+    _admin(auth, billing)
+    for n in range(55):
+        billing.set_rate(10_000 + n)  # audited as "cli"
+    first = client.get("/admin/audit").get_data(as_text=True)
+    assert first.count("<code>rate.change</code>") == 50
+    older = first.split('href="/admin/audit?before=')[1].split('"')[0]
+    rest = client.get(f"/admin/audit?before={older}").get_data(as_text=True)
+    assert rest.count("<code>rate.change</code>") == 5
