@@ -7,7 +7,9 @@ from blueprints.admin.forms import ApiKeyForm, ConfirmForm
 from blueprints.extensions import database
 from blueprints.main.filters import parse_cursor
 from blueprints.session import read_session
+from core import analytics as reports
 from core import audit, integration_keys
+from core.clock import utcnow
 from core.errors import DomainError
 
 
@@ -60,3 +62,9 @@ def audit_log() -> str:
         actor=actor,
         actions=audit.actions(read_session()),
     )
+
+
+@bp.get("/analytics")
+def analytics() -> str:
+    result = reports.report(read_session(), utcnow().date())
+    return render_template("admin/analytics.html", report=result)
