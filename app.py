@@ -75,7 +75,7 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from blueprints import errors, session
+    from blueprints import errors, security_headers, session
     from blueprints.extensions import csrf, limiter, login_manager
 
     csrf.init_app(app)
@@ -86,6 +86,7 @@ def _init_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
     session.init_app(app)
     errors.init_app(app)
+    security_headers.init_app(app)
 
     @login_manager.user_loader
     def _load_user(user_id: str) -> Any:

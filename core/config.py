@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_WEBHOOK_SECRET": None,
     "STRIPE_API_BASE": None,
     "STRIPE_HTTP_CLIENT": None,  # a stripe.HTTPClient; tests inject one
+    "STRIPE_CHECKOUT_ORIGIN": "https://checkout.stripe.com",  # allowed by CSP form-action
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_RATE_LIMIT_IP": "20/minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5/minute",

@@ -37,6 +37,16 @@ def _chromium_missing() -> str | None:
     return None
 
 
+def watch_csp(page: Any) -> list[str]:
+    """Collect the browser's CSP violation reports for this page."""
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    return violations
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     missing = _chromium_missing()
@@ -57,7 +67,9 @@ def page(browser: Any, live_server: Any, request: pytest.FixtureRequest) -> Iter
     context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    violations = watch_csp(page)
     yield page
+    assert violations == [], f"Content-Security-Policy violations: {violations}"
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import watch_csp
 from tests.browser.helpers import sign_in
 from tests.conftest import Billing, LiveServer, make_test_app
 from tests.stripe_fake import WEBHOOK_SECRET, FakeStripe, session_event, signed
@@ -38,6 +39,7 @@ def shop_server(db_config) -> Iterator[tuple[LiveServer, FakeStripe]]:
         STRIPE_SECRET_KEY="sk_test_creditline",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         STRIPE_HTTP_CLIENT=fake,
+        STRIPE_CHECKOUT_ORIGIN="https://checkout.stripe.test",
     )
     server = LiveServer(app).start()
     yield server, fake
@@ -51,8 +53,10 @@ def shop_page(browser, shop_server):
     context = browser.new_context(base_url=server.url, viewport={"width": 1200, "height": 800})
     page = context.new_page()
     page.set_default_timeout(10_000)
+    violations = watch_csp(page)
     yield page
     context.close()
+    assert violations == [], f"Content-Security-Policy violations: {violations}"
 
 
 def test_pricing_checkout_and_live_credit(shop_page, shop_server) -> None:
