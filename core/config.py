@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
 ENV_KEYS: dict[str, type] = {
     "SECRET_KEY": str,
     "DATABASE_URL": str,
+    "DATABASE_SCHEMA": str,
     "SQLITE_SYNCHRONOUS": str,
     "STRIPE_SECRET_KEY": str,
     "STRIPE_WEBHOOK_SECRET": str,

@@ -1,0 +1,225 @@
+"""Load and crash tests over real HTTP against gunicorn (2 workers) on 127.0.0.1.
+
+4 client processes send single and batch usage events, 10 % of them re-sending
+an id another client owns, to a wallet funded for exactly FUNDED events. The
+clients retry anything unacknowledged (connection errors, 5xx) with the same
+ids, as an integration must. In the crash variant the workers are killed with
+SIGKILL again and again during the load, and the master once.
+
+Afterwards exactly FUNDED events are charged, no id twice, the balance is 0,
+``check-ledger`` is clean, SQLite's integrity_check is ok, and (without
+crashes) no request ever answered 5xx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import func, select, text
+
+from core.models import UsageEvent
+from tests.conftest import USING_PG, Billing, make_test_app
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS = 4
+SENDS_PER_CLIENT = 300  # events per client, singles and batches of 20
+FUNDED = 800
+COST = 4_500_000  # 1,000 in + 500 out of gpt-4o-mini at 10,000 credits/USD
+ACKNOWLEDGED = {200, 201, 402}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    def __init__(self, config: dict[str, Any], port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {
+            **os.environ,
+            "SECRET_KEY": "load-test",
+            "DATABASE_URL": config["DATABASE_URL"],
+            "API_RATE_LIMIT": "1000000/minute",
+        }
+        if config.get("DATABASE_SCHEMA"):
+            self.env["DATABASE_SCHEMA"] = config["DATABASE_SCHEMA"]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--graceful-timeout",
+            "1",
+            "app:create_app()",
+        ]
+        log = open(ROOT / "test-artifacts" / f"gunicorn-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:  # e.g. the port was still taken
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}")
+            try:
+                requests.get(self.url + "/api/v1/openapi.json", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)  # type: ignore[union-attr]
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def plan(client: int) -> list[list[str]]:
+    """The requests one client sends: lists of event ids (1 = single, 20 = batch)."""
+    own = SENDS_PER_CLIENT - SENDS_PER_CLIENT // 10
+    ids = [f"c{client}-{n}" for n in range(own)]
+    ids += [f"c{(client + 1) % CLIENTS}-{n}" for n in range(SENDS_PER_CLIENT // 10)]
+    random.Random(client).shuffle(ids)
+    groups, i = [], 0
+    while i < len(ids):
+        size = 20 if (i // 20) % 3 == 2 else 1
+        groups.append(ids[i : i + size])
+        i += size
+    return groups
+
+
+def run_client(client: int, url: str, key: str) -> Counter:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    seen: Counter = Counter()
+    body = {
+        "user": "load@example.com",
+        "model": "gpt-4o-mini",
+        "input_tokens": 1000,
+        "output_tokens": 500,
+    }
+    for group in plan(client):
+        for attempt in range(150):  # about a minute of retrying
+            try:
+                if len(group) == 1:
+                    r = session.post(
+                        url + "/api/v1/usage", json={"event_id": group[0], **body}, timeout=10
+                    )
+                    ok = r.status_code in ACKNOWLEDGED
+                else:
+                    events = [{"event_id": e, **body} for e in group]
+                    r = session.post(
+                        url + "/api/v1/usage/batch", json={"events": events}, timeout=10
+                    )
+                    ok = r.status_code == 200
+                seen[f"http_{r.status_code}"] += 1
+                if ok:
+                    break
+                if r.status_code < 500:
+                    seen["unexpected"] += 1
+                    break
+            except requests.RequestException:
+                seen["connection_error"] += 1
+            time.sleep(0.02 * min(attempt + 1, 25))
+        else:
+            seen["gave_up"] += 1
+    return seen
+
+
+def killer(server: Gunicorn, stop: threading.Event, kills: Counter) -> None:
+    """SIGKILL a worker every 0.4 s; once, midway, the master (then restart)."""
+    started = time.monotonic()
+    master_killed = False
+    while not stop.wait(0.4):
+        if not master_killed and time.monotonic() - started > 3:
+            # A crashed master takes its workers with it (as a supervisor's
+            # cgroup kill would); orphans would keep the port for seconds.
+            workers = server.worker_pids()
+            os.kill(server.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            server.proc.wait()  # type: ignore[union-attr]
+            kills["master"] += 1
+            master_killed = True
+            server.start()
+            continue
+        for pid in server.worker_pids()[:1]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                kills["worker"] += 1
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["load", "crash"])
+def test_exactly_once_under_load_and_crashes(db_config, crash: bool) -> None:
+    app = make_test_app(db_config)
+    billing = Billing(app)
+    billing.user("load@example.com", FUNDED * COST)
+    key = billing.api_key("load")
+    server = Gunicorn(db_config, _free_port())
+    server.start()
+    stop, kills = threading.Event(), Counter()
+    chaos = threading.Thread(target=killer, args=(server, stop, kills), daemon=True)
+    try:
+        if crash:
+            chaos.start()
+        with multiprocessing.get_context("spawn").Pool(CLIENTS) as pool:
+            results = pool.starmap(run_client, [(c, server.url, key) for c in range(CLIENTS)])
+    finally:
+        stop.set()
+        if crash:
+            chaos.join(timeout=30)
+        server.stop()
+    seen = sum(results, Counter())
+    print(f"\n{'crash' if crash else 'load'}: {dict(seen)} kills={dict(kills)}")
+
+    assert seen["gave_up"] == 0 and seen["unexpected"] == 0
+    if crash:
+        assert kills["worker"] >= 3 and kills["master"] == 1
+    else:
+        assert not any(k.startswith("http_5") for k in seen), seen
+        assert seen["connection_error"] == 0
+    distinct = CLIENTS * (SENDS_PER_CLIENT - SENDS_PER_CLIENT // 10)
+    with billing.db.read_session() as s:
+        statuses = dict(
+            s.execute(select(UsageEvent.status, func.count()).group_by(UsageEvent.status)).all()
+        )
+        ids = s.scalar(select(func.count(func.distinct(UsageEvent.event_id))))
+        if not USING_PG:
+            assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    assert statuses == {"charged": FUNDED, "rejected": distinct - FUNDED}
+    assert ids == distinct
+    assert billing.balance("load@example.com") == 0
+    assert billing.problems() == []
+    app.extensions["creditline.db"].dispose()
