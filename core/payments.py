@@ -206,6 +206,9 @@ def begin_checkout(
     cancel_url: str,
 ) -> str:
     """Pending top-up, then the Checkout Session; returns the URL to send the user to."""
+    with db.read_session() as session:
+        if amount_usd not in prices.get(session).settings.topup_options_usd:
+            raise ValidationError("Choose one of the top-up amounts offered.", field="amount_usd")
     if not gateway.configured:
         raise PaymentsNotConfigured("Card payments are not configured.")
     topup = start_topup(db, prices, user_id, amount_usd)

@@ -36,6 +36,7 @@ class FakeStripe(stripe.HTTPClient):
     requests: list[Captured] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _seq: int = 0
+    down: bool = False  # answer every request with a 500, as during an outage
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -55,7 +56,10 @@ class FakeStripe(stripe.HTTPClient):
         form = dict(parse_qsl(post_data or "", keep_blank_values=True))
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.requests.append(Captured(method.upper(), parts.path, dict(headers or {}), form, query))
-        status, body = self._route(method.upper(), parts.path, form, query)
+        if self.down:
+            status, body = 500, {"error": {"type": "api_error", "message": "Stripe is down"}}
+        else:
+            status, body = self._route(method.upper(), parts.path, form, query)
         return json.dumps(body), status, {"request-id": f"req_{len(self.requests)}"}
 
     def request_stream(self, *args: Any, **kwargs: Any) -> Any:

@@ -128,7 +128,7 @@ def test_without_stripe_keys_pricing_says_so_and_checkout_refuses(client, auth, 
     assert 'action="/pricing/checkout"' not in page
     token = csrf_token(client, "/pricing")
     response = client.post("/pricing/checkout", data={"amount_usd": 25, "csrf_token": token})
-    assert response.status_code == 503
+    assert response.status_code == 400
     assert "not configured" in response.get_data(as_text=True)
 
 
@@ -393,3 +393,17 @@ def test_unrelated_events_are_acknowledged_and_ignored(buyer) -> None:
         "data": {"object": {"id": "cus_1"}},
     }
     assert webhook(client, payload).get_json()["outcome"] == "ignored"
+
+
+def test_stripe_outage_during_checkout_is_503_and_leaves_a_pending_topup(
+    buyer, fake_stripe: FakeStripe
+) -> None:
+    client, billing = buyer
+    fake_stripe.down = True
+    response = checkout(client, 25)
+    assert response.status_code == 503
+    assert "Stripe" in response.get_data(as_text=True)
+    row = topup(billing)
+    assert (row.status, row.checkout_session_id) == ("pending", None)
+    assert billing.balance("alice@example.com") == 0
+    assert len(fake_stripe.requests) == 3  # the SDK's own retries (max_network_retries=2)

@@ -49,7 +49,8 @@ def checkout() -> Response | tuple[str, int]:
     except DomainError as exc:
         current_app.logger.warning("checkout refused: %s", exc.message)
         flash(exc.message, "error")
-        return _render_pricing(400 if exc.code == "invalid_request" else 503)
+        # Stripe failing is ours (503); anything else is a refusal of this request.
+        return _render_pricing(503 if exc.code == "payment_provider_error" else 400)
     return redirect(url, code=303)
 
 
