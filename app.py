@@ -75,7 +75,7 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from blueprints import errors, security_headers, session
+    from blueprints import errors, input_guard, security_headers, session
     from blueprints.extensions import csrf, limiter, login_manager
 
     csrf.init_app(app)
@@ -87,6 +87,7 @@ def _init_extensions(app: Flask) -> None:
     session.init_app(app)
     errors.init_app(app)
     security_headers.init_app(app)
+    input_guard.init_app(app)
 
     @login_manager.user_loader
     def _load_user(user_id: str) -> Any:

@@ -70,3 +70,18 @@ def test_integration_keys_never_reach_the_logs(
     )
     assert key not in caplog.text
     assert key[12:] not in caplog.text  # not even the secret part
+
+
+@pytest.mark.parametrize(
+    "path", ["/usage?model=%00", "/auth/login?next=/%00", "/admin/users?q=a%00b"]
+)
+def test_nul_in_query_strings_is_400(
+    client: FlaskClient, auth: AuthActions, billing: Billing, path: str
+) -> None:
+    billing.user("root@example.com")
+    with billing.db.write() as s:
+        accounts.set_role(s, "root@example.com", "admin")
+    auth.login("root@example.com")
+    response = client.get(path)
+    assert response.status_code == 400
+    assert "NUL" in response.get_data(as_text=True)

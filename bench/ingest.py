@@ -1,0 +1,166 @@
+"""Benchmark 1: single-event ingest, Creditline vs a bare baseline, same setup.
+
+Both apps run under gunicorn (2 sync workers) on 127.0.0.1 and take the same
+wrk load (distinct event ids, so every request is a real debit). Prints both
+throughputs, p50/p99 latency, the ratio, and each Creditline worker's peak RSS.
+
+    .venv/bin/python bench/ingest.py [--seconds 10] [--connections 8] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(app: str, env: dict[str, str], port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", app],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{app} did not start")
+
+
+def wrk(port: int, seconds: int, connections: int, key: str, tag: str) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench/ingest.lua"),
+            f"http://127.0.0.1:{port}",
+            "--",
+            tag,
+            key,
+            "bench@example.com",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    result = dict(kv.split("=") for kv in re.search(r"RESULT (.*)", out).group(1).split())
+    return {"rps": rps, **{k: float(v) for k, v in result.items()}}
+
+
+def peak_rss_mb(master: subprocess.Popen) -> list[float]:
+    pids = subprocess.run(
+        ["pgrep", "-P", str(master.pid)], capture_output=True, text=True
+    ).stdout.split()
+    peaks = []
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        peaks.append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024)
+    return peaks
+
+
+def prepare_creditline(database_url: str) -> str:
+    from app import create_app
+    from core import accounts, audit, integration_keys, ledger, migrate
+
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "bench"})
+    db = app.extensions["creditline.db"]
+    migrate.upgrade(db)
+    with db.write() as s:
+        user = accounts.find_user(s, "bench@example.com")
+        if user is None:
+            accounts.create_user(
+                s, "bench@example.com", "bench-password", app.extensions["creditline.passwords"]
+            )
+            from core import catalog
+
+            catalog.set_model_price(
+                s,
+                audit.CLI,
+                "gpt-4o-mini",
+                input_uusd_per_m=150_000,
+                output_uusd_per_m=600_000,
+                reason="bench",
+            )
+        _, key = integration_keys.create(s, audit.CLI, "bench")
+    ledger.adjust(db, audit.CLI, "bench@example.com", 10**17, "bench funding")
+    db.dispose()
+    return key
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="creditline-bench-"))
+    url = args.database_url or f"sqlite:///{work / 'creditline.db'}"
+    key = prepare_creditline(url)
+    baseline_db = str(work / "baseline.db")
+    from bench.baseline_app import setup
+
+    setup(baseline_db)
+
+    results = {}
+    for name, app, env in (
+        ("baseline", "bench.baseline_app:app", {"BASELINE_DB": baseline_db}),
+        (
+            "creditline",
+            "app:create_app()",
+            {"DATABASE_URL": url, "SECRET_KEY": "bench", "API_RATE_LIMIT": "100000000/minute"},
+        ),
+    ):
+        port = free_port()
+        proc = start(app, env, port)
+        try:
+            wrk(port, 2, args.connections, key, f"warm-{name}-{time.time_ns()}")  # warm-up
+            results[name] = wrk(
+                port, args.seconds, args.connections, key, f"{name}-{time.time_ns()}"
+            )
+            results[name]["rss"] = max(peak_rss_mb(proc))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+    print(
+        f"database: {url.split('://')[0]}, gunicorn 2 workers, wrk {args.connections} connections, {args.seconds}s"
+    )
+    print(f"{'':12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'peak RSS MB':>12}")
+    for name, r in results.items():
+        print(
+            f"{name:12} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors_status']:8.0f} {r['rss']:12.1f}"
+        )
+    print(
+        f"ratio creditline/baseline: {results['creditline']['rps'] / results['baseline']['rps']:.2f} (target >= 0.6)"
+    )
+
+
+if __name__ == "__main__":
+    main()
