@@ -229,6 +229,14 @@ def billing(app: Flask) -> Billing:
     return Billing(app)
 
 
+def sign_in_admin(auth: AuthActions, billing: Billing, email: str, credits_ucr: int = 0) -> None:
+    """Create ``email`` as an admin and sign in through the real login page."""
+    billing.user(email, credits_ucr)
+    with billing.db.write() as s:
+        accounts.set_role(s, email, "admin")
+    auth.login(email)
+
+
 class LiveServer:
     def __init__(self, app: Any) -> None:
         self.app = app

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.models import AuditEntry, IntegrationKey
-from tests.conftest import AuthActions, Billing, csrf_token
+from tests.conftest import AuthActions, Billing, csrf_token, sign_in_admin
 
 
 def _report_usage(client: FlaskClient, key: str) -> int:
@@ -19,12 +19,7 @@ def _report_usage(client: FlaskClient, key: str) -> int:
 
 
 def _admin(auth: AuthActions, billing: Billing) -> None:
-    billing.user("boss@example.com")
-    from core import accounts
-
-    with billing.db.write() as s:
-        accounts.set_role(s, "boss@example.com", "admin")
-    auth.login("boss@example.com")
+    sign_in_admin(auth, billing, "boss@example.com")
 
 
 def test_create_shows_the_key_once_and_it_works(

@@ -7,8 +7,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core import accounts
-from tests.conftest import AuthActions, Billing
+from tests.conftest import AuthActions, Billing, sign_in_admin
 
 EXEMPT_PREFIXES = ("/api/", "/webhooks/stripe")
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -28,10 +27,7 @@ def state_changing_routes(app: Flask) -> list[tuple[str, str]]:
 def test_every_form_route_refuses_a_post_without_token(
     app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    billing.user("root@example.com")
-    with billing.db.write() as s:
-        accounts.set_role(s, "root@example.com", "admin")
-    auth.login("root@example.com")
+    sign_in_admin(auth, billing, "root@example.com")
     routes = state_changing_routes(app)
     assert ("POST", "/pricing/checkout") in routes
     assert ("POST", "/admin/rate") in routes

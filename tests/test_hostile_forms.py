@@ -9,8 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core import accounts
-from tests.conftest import AuthActions, Billing, csrf_token
+from tests.conftest import AuthActions, Billing, csrf_token, sign_in_admin
 from tests.test_csrf_walk import state_changing_routes
 
 HOSTILE = [
@@ -40,10 +39,7 @@ FIELDS = [
 def test_no_form_answers_5xx(
     app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing, value: str
 ) -> None:
-    billing.user("root@example.com", 10_000_000)
-    with billing.db.write() as s:
-        accounts.set_role(s, "root@example.com", "admin")
-    auth.login("root@example.com")
+    sign_in_admin(auth, billing, "root@example.com", 10_000_000)
     token = csrf_token(client, "/dashboard")
     for method, url in state_changing_routes(app):
         if url in ("/auth/logout",):
@@ -78,10 +74,7 @@ def test_integration_keys_never_reach_the_logs(
 def test_nul_in_query_strings_is_400(
     client: FlaskClient, auth: AuthActions, billing: Billing, path: str
 ) -> None:
-    billing.user("root@example.com")
-    with billing.db.write() as s:
-        accounts.set_role(s, "root@example.com", "admin")
-    auth.login("root@example.com")
+    sign_in_admin(auth, billing, "root@example.com")
     response = client.get(path)
     assert response.status_code == 400
     assert "NUL" in response.get_data(as_text=True)
