@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.models import AuditEntry
+from core.paging import keyset_page
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,7 @@ def page(
         query = query.where(AuditEntry.action.startswith(action, autoescape=True))
     if actor:
         query = query.where(AuditEntry.actor_label.contains(actor.lower(), autoescape=True))
-    if before_id is not None:
-        query = query.where(AuditEntry.id < before_id)
-    rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(size + 1)))
-    more = len(rows) > size
-    rows = rows[:size]
-    return rows, (rows[-1].id if more and rows else None)
+    return keyset_page(session, query, AuditEntry.id, before_id, size)
 
 
 def actions(session: Session) -> list[str]:

@@ -39,6 +39,17 @@ class RateImpact:
     liability_cents_new: int
 
 
+def sample_cost(input_uusd_per_m: int, output_uusd_per_m: int, credits_per_usd: int) -> int:
+    """µcr of the sample request (1,000 in + 500 out) for a model at a rate."""
+    return usage_cost_ucr(
+        SAMPLE_INPUT_TOKENS,
+        SAMPLE_OUTPUT_TOKENS,
+        input_uusd_per_m,
+        output_uusd_per_m,
+        credits_per_usd,
+    )
+
+
 def liability_cents(ucr: int, credits_per_usd: int) -> int:
     """USD cents that ``ucr`` micro-credits are worth at a rate (floored)."""
     return ucr * 100 // (credits_per_usd * MICRO)
@@ -55,20 +66,8 @@ def rate_impact(session: Session, book: PriceBook, new_rate: int) -> RateImpact:
     samples = [
         Comparison(
             model.name,
-            usage_cost_ucr(
-                SAMPLE_INPUT_TOKENS,
-                SAMPLE_OUTPUT_TOKENS,
-                model.input_uusd_per_m,
-                model.output_uusd_per_m,
-                now,
-            ),
-            usage_cost_ucr(
-                SAMPLE_INPUT_TOKENS,
-                SAMPLE_OUTPUT_TOKENS,
-                model.input_uusd_per_m,
-                model.output_uusd_per_m,
-                new_rate,
-            ),
+            sample_cost(model.input_uusd_per_m, model.output_uusd_per_m, now),
+            sample_cost(model.input_uusd_per_m, model.output_uusd_per_m, new_rate),
         )
         for model in sorted(book.models.values(), key=lambda m: m.name)
         if model.enabled

@@ -46,7 +46,7 @@ from core.db import Database
 from core.errors import DomainError, ValidationError
 from core.ledger import post_entry
 from core.models import Notification, StripeEvent, TopUp, TopUpDispute, Wallet
-from core.pricebook import PriceBookCache
+from core.pricebook import PriceBook, PriceBookCache
 from core.pricing import credits_for_cents, format_cents, format_credits_display
 
 STATUS_RANK = {"pending": 0, "failed": 1, "expired": 1, "paid": 2}
@@ -175,12 +175,16 @@ class StripeGateway:
 # --- top-ups ---------------------------------------------------------------------
 
 
+def _check_offered(book: PriceBook, amount_usd: int) -> None:
+    if amount_usd not in book.settings.topup_options_usd:
+        raise ValidationError("Choose one of the top-up amounts offered.", field="amount_usd")
+
+
 def start_topup(db: Database, prices: PriceBookCache, user_id: int, amount_usd: int) -> TopUp:
     """A pending top-up quoting the credits ``amount_usd`` buys right now."""
     with db.write() as session:
         book = prices.get(session)
-        if amount_usd not in book.settings.topup_options_usd:
-            raise ValidationError("Choose one of the top-up amounts offered.", field="amount_usd")
+        _check_offered(book, amount_usd)
         wallet_id = session.scalar(select(Wallet.id).where(Wallet.user_id == user_id))
         topup = TopUp(
             user_id=user_id,
@@ -206,9 +210,9 @@ def begin_checkout(
     cancel_url: str,
 ) -> str:
     """Pending top-up, then the Checkout Session; returns the URL to send the user to."""
+    # A bad amount is the caller's error even where payments are not set up.
     with db.read_session() as session:
-        if amount_usd not in prices.get(session).settings.topup_options_usd:
-            raise ValidationError("Choose one of the top-up amounts offered.", field="amount_usd")
+        _check_offered(prices.get(session), amount_usd)
     if not gateway.configured:
         raise PaymentsNotConfigured("Card payments are not configured.")
     topup = start_topup(db, prices, user_id, amount_usd)

@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.models import AiModel, UsageDaily, UsageEvent
+from core.paging import keyset_page
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,9 @@ def history_page(
     session: Session, user_id: int, filters: Filters, before_id: int | None, per_page: int = 50
 ) -> tuple[list[UsageEvent], int | None]:
     """One page, newest first; returns the rows and the cursor for the next page."""
-    query = _history_query(user_id, filters)
-    if before_id is not None:
-        query = query.where(UsageEvent.id < before_id)
-    rows = list(session.scalars(query.order_by(UsageEvent.id.desc()).limit(per_page + 1)))
-    more = len(rows) > per_page
-    rows = rows[:per_page]
-    return rows, (rows[-1].id if more and rows else None)
+    return keyset_page(
+        session, _history_query(user_id, filters), UsageEvent.id, before_id, per_page
+    )
 
 
 def history_stream(

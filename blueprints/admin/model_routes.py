@@ -12,17 +12,7 @@ from blueprints.session import read_session
 from core import catalog, impact
 from core.errors import DomainError
 from core.models import AiModel, ModelPriceChange
-from core.pricing import format_usd_per_m, usage_cost_ucr
-
-
-def _sample_cost(model: AiModel, rate: int) -> int:
-    return usage_cost_ucr(
-        impact.SAMPLE_INPUT_TOKENS,
-        impact.SAMPLE_OUTPUT_TOKENS,
-        model.input_price_uusd_per_m,
-        model.output_price_uusd_per_m,
-        rate,
-    )
+from core.pricing import format_usd_per_m
 
 
 def _current(model: AiModel) -> dict[str, object]:
@@ -69,7 +59,10 @@ def models() -> Response | tuple[str, int]:
         "admin/models.html",
         form=form,
         models=rows,
-        sample={m.id: _sample_cost(m, rate) for m in rows},
+        sample={
+            m.id: impact.sample_cost(m.input_price_uusd_per_m, m.output_price_uusd_per_m, rate)
+            for m in rows
+        },
     )
     return html, 400 if form.errors else 200
 
