@@ -89,13 +89,6 @@ class Database:
             yield session
         self._notify()
 
-    @contextmanager
-    def write_connection(self) -> Iterator[Connection]:
-        """A Core connection in a write transaction, for hot paths that skip the ORM."""
-        with self._write_engine.begin() as conn:
-            yield conn
-        self._notify()
-
     def write_engine_connect(self) -> Connection:
         """A raw connection whose transactions begin IMMEDIATE (migrations)."""
         return self._write_engine.connect()

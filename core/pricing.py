@@ -61,11 +61,6 @@ def credits_for_cents(cents: int, credits_per_usd: int) -> int:
     return cents * credits_per_usd * MICRO // 100
 
 
-def ucr_to_usd_micro(ucr: int, credits_per_usd: int) -> int:
-    """The USD value (in micro-USD, floored) of ``ucr`` at a rate."""
-    return ucr // credits_per_usd
-
-
 # --- parsing (edges: forms, CLI, API) ----------------------------------------
 
 
