@@ -75,11 +75,19 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from blueprints import errors, input_guard, security_headers, session
-    from blueprints.extensions import csrf, limiter, login_manager
+    from blueprints import (
+        cookie_session,
+        errors,
+        input_guard,
+        rate_limits,
+        security_headers,
+        session,
+    )
+    from blueprints.extensions import csrf, login_manager
 
     csrf.init_app(app)
-    limiter.init_app(app)
+    rate_limits.init_app(app)
+    cookie_session.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
@@ -100,10 +108,9 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
     from blueprints.api import bp as api_bp
-    from blueprints.api.routes import api_rate_limit, rate_limit_bucket
     from blueprints.auth import bp as auth_bp
     from blueprints.commands import register_commands
-    from blueprints.extensions import csrf, limiter
+    from blueprints.extensions import csrf
     from blueprints.main import bp as main_bp
     from blueprints.pricing import bp as pricing_bp
     from blueprints.webhooks import bp as webhooks_bp
@@ -114,7 +121,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     # The API authenticates with bearer keys, not cookies: CSRF does not apply.
     csrf.exempt(api_bp)
-    limiter.limit(api_rate_limit, key_func=rate_limit_bucket)(api_bp)
     app.register_blueprint(api_bp)
     # Stripe signs its webhooks; there is no browser session to protect.
     csrf.exempt(webhooks_bp)

@@ -1,8 +1,6 @@
 """Flask extensions, created once and bound to each app in ``create_app``."""
 
 from flask import current_app
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
@@ -13,8 +11,6 @@ from core.pricebook import PriceBookCache
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
-# No default limits: each limit is declared where it matters (login, API).
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def database() -> Database:

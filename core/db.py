@@ -31,6 +31,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.rawdb import RawCursor
+
 # Execution option carried by connections of the write engine; the ``begin``
 # listener reads it to choose IMMEDIATE over DEFERRED.
 _WRITE_OPTION = "creditline_write"
@@ -61,6 +63,10 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine, sqlite_synchronous, busy_timeout_ms)
+        # The driver's own IntegrityError, for code that runs on raw cursors.
+        self.dbapi_integrity_error: type[Exception] = (
+            self.engine.dialect.loaded_dbapi.IntegrityError
+        )
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
@@ -88,6 +94,37 @@ class Database:
         with self._write_sessions.begin() as session:
             yield session
         self._notify()
+
+    @contextmanager
+    def raw_write(self) -> Iterator[RawCursor]:
+        """One write transaction on a plain DBAPI cursor (the ingest hot path).
+
+        Same rules as ``write()``: SQLite begins IMMEDIATE, everything commits
+        together or rolls back on any error, listeners hear of the commit.
+        """
+        connection = self.engine.raw_connection()
+        try:
+            cursor = RawCursor(connection.cursor(), self.is_sqlite)
+            if self.is_sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        finally:
+            connection.close()  # back to the pool
+        self._notify()
+
+    @contextmanager
+    def raw_read(self) -> Iterator[RawCursor]:
+        """A plain DBAPI cursor for a read or two outside any session."""
+        connection = self.engine.raw_connection()
+        try:
+            yield RawCursor(connection.cursor(), self.is_sqlite)
+        finally:
+            connection.close()  # the pool rolls back whatever the read began
 
     def write_engine_connect(self) -> Connection:
         """A raw connection whose transactions begin IMMEDIATE (migrations)."""

@@ -15,20 +15,24 @@ Invariants (checked by ``check_ledger`` and ``flask check-ledger``):
 2. A usage event is charged at most once: ``usage_events`` is UNIQUE on
    (integration key, event id) and ledger entries are UNIQUE on
    (kind, reference), with ``reference = 'usage:<event pk>'``.
-3. A usage debit never takes a balance below ``-overdraft_limit``: the debit is
-   ``UPDATE wallets SET balance = balance - cost WHERE id = ? AND
-   balance >= cost - overdraft`` and is skipped (event rejected) if no row
-   matched. Only refunds and disputes may push a balance further down.
+3. A usage debit never takes a balance below ``-overdraft_limit``: the
+   wallet is read under the write lock and written with a compare-and-set
+   (``core.usage_debits``), and an event that would overdraw is stored as
+   rejected instead. Only refunds and disputes may push a balance further down.
 4. ``usage_daily`` equals the per (user, day, model) sums of charged events.
 
 Concurrency
 -----------
 On SQLite every write transaction starts ``BEGIN IMMEDIATE`` (``core.db``),
-so writers are serialised and the read-then-write below cannot race. On
-PostgreSQL the conditional UPDATE is atomic under READ COMMITTED; two
-transactions inserting the same event id or reference collide on the UNIQUE
-constraint, the loser's transaction is rolled back and retried once, and the
-retry finds the winner's row and answers as a duplicate.
+so writers are serialised and a read-then-write cannot race. On PostgreSQL
+``post_entry``'s conditional UPDATE is atomic under READ COMMITTED, and usage
+debits lock their wallet rows ``FOR UPDATE``; two transactions inserting the
+same event id or reference collide on the UNIQUE constraint, the loser's
+transaction is rolled back and retried, and the retry finds the winner's row
+and answers as a duplicate.
+
+Usage events are priced and debited in ``core.usage_debits`` (the ingest hot
+path, on plain DBAPI cursors); everything else posts through ``post_entry``.
 
 Rejections
 ----------
@@ -41,81 +45,28 @@ and nothing is lost. Replaying the same event returns the original outcome.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import func, insert, literal, select, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.accounts import find_user, normalise_email
+from core.accounts import find_user
 from core.clock import utcnow
 from core.db import Database
 from core.errors import (
-    REJECTIONS,
-    Conflict,
-    DomainError,
     InsufficientCredits,
-    LimitExceeded,
-    ModelDisabled,
-    UnknownModel,
     UnknownUsageUser,
-    UsageRejected,
-    UserDisabled,
     ValidationError,
 )
-from core.models import LedgerEntry, Notification, UsageDaily, UsageEvent, User, Wallet
-from core.pricebook import PriceBook, PriceBookCache
-from core.pricing import format_credits, usage_cost_ucr
+from core.models import LedgerEntry, UsageDaily, UsageEvent, Wallet
+from core.pricing import format_credits
 
 T = TypeVar("T")
 _RETRIES = 3
-
-
-@dataclass(frozen=True)
-class UsageReport:
-    """One usage event as an integration reports it (already type-checked)."""
-
-    event_id: str
-    user: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    conversation_id: str | None = None
-    occurred_at: datetime | None = None
-
-    def payload_hash(self) -> str:
-        """What makes two reports with one event id "the same payload"."""
-        canonical = json.dumps(
-            [
-                normalise_email(self.user),
-                self.model,
-                self.input_tokens,
-                self.output_tokens,
-                self.conversation_id,
-                self.occurred_at.isoformat() if self.occurred_at else None,
-            ],
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class UsageResult:
-    """The outcome for one event: charged, or rejected with ``error`` set."""
-
-    event_id: str
-    status: str  # "charged" | "rejected"
-    duplicate: bool
-    cost_ucr: int
-    balance_ucr: int | None
-    error: DomainError | None = None
 
 
 @dataclass(frozen=True)
@@ -271,230 +222,6 @@ def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason
         return posting
 
     return _transact(db, work)
-
-
-# --- usage debits ---------------------------------------------------------------
-
-
-def debit_usage(
-    db: Database, prices: PriceBookCache, integration_key_id: int, report: UsageReport
-) -> UsageResult:
-    """Price and debit one usage event, exactly once. See the module docstring.
-
-    Returns the result for a charge (``duplicate`` on replay). Raises
-    ``Conflict`` for a reused id with another payload, and a ``UsageRejected``
-    subclass (after committing the rejected event) when it cannot be charged.
-    """
-    result = _transact(
-        db, lambda s: _debit_one(s, prices.get(s), integration_key_id, report, utcnow())
-    )
-    if result.error is not None:
-        raise result.error
-    return result
-
-
-def debit_usage_batch(
-    db: Database,
-    prices: PriceBookCache,
-    integration_key_id: int,
-    reports: Sequence[UsageReport],
-) -> list[UsageResult]:
-    """Many events in one transaction; one result each, in order, never raising
-    for a single event's rejection or conflict."""
-
-    def work(session: Session) -> list[UsageResult]:
-        book = prices.get(session)
-        now = utcnow()
-        return [_debit_one(session, book, integration_key_id, r, now) for r in reports]
-
-    return _transact(db, work)
-
-
-def _debit_one(
-    session: Session, book: PriceBook, key_id: int, report: UsageReport, now: datetime
-) -> UsageResult:
-    payload_hash = report.payload_hash()
-    existing = session.execute(
-        select(
-            UsageEvent.payload_hash,
-            UsageEvent.status,
-            UsageEvent.reason_code,
-            UsageEvent.reason,
-            UsageEvent.cost_ucr,
-            UsageEvent.balance_after_ucr,
-        ).where(UsageEvent.integration_key_id == key_id, UsageEvent.event_id == report.event_id)
-    ).first()
-    if existing is not None:
-        return _replay(report.event_id, payload_hash, existing)
-
-    account = session.execute(
-        select(User.id, User.is_disabled, Wallet.id.label("wallet_id"))
-        .join(Wallet, Wallet.user_id == User.id)
-        .where(User.email == normalise_email(report.user))
-    ).first()
-    model = book.models.get(report.model)
-    limits = book.settings
-    cost: int | None = None
-    if model is not None:
-        cost = usage_cost_ucr(
-            report.input_tokens,
-            report.output_tokens,
-            model.input_uusd_per_m,
-            model.output_uusd_per_m,
-            book.credits_per_usd,
-        )
-    error = _precheck(report, account, model, cost, book)
-
-    balance: int | None = None
-    if error is None:
-        assert account is not None
-        assert cost is not None
-        balance = session.execute(
-            update(Wallet)
-            .where(
-                Wallet.id == account.wallet_id,
-                Wallet.balance_ucr >= cost - limits.overdraft_limit_ucr,
-            )
-            .values(balance_ucr=Wallet.balance_ucr - cost)
-            .returning(Wallet.balance_ucr)
-        ).scalar()
-        if balance is None:
-            error = InsufficientCredits(
-                f"This event costs {format_credits(cost)} credits; the balance is too low.",
-                event_id=report.event_id,
-                cost=format_credits(cost),
-            )
-            session.execute(
-                insert(Notification).values(
-                    user_id=account.id,
-                    kind="usage_rejected",
-                    message=(
-                        f"A {report.model} request costing {format_credits(cost)} credits "
-                        "was refused because your balance is too low. Top up to continue."
-                    ),
-                    created_at=now,
-                )
-            )
-
-    event_pk = session.execute(
-        insert(UsageEvent)
-        .values(
-            integration_key_id=key_id,
-            event_id=report.event_id,
-            payload_hash=payload_hash,
-            user_ref=report.user,
-            user_id=account.id if account else None,
-            model_name=report.model,
-            model_id=model.id if model else None,
-            input_tokens=report.input_tokens,
-            output_tokens=report.output_tokens,
-            cost_ucr=cost,
-            status="rejected" if error else "charged",
-            reason_code=error.code if error else None,
-            reason=error.message if error else None,
-            credits_per_usd=book.credits_per_usd,
-            input_price_uusd_per_m=model.input_uusd_per_m if model else None,
-            output_price_uusd_per_m=model.output_uusd_per_m if model else None,
-            rate_version_id=book.rate_version_id,
-            price_version_id=model.price_version_id if model else None,
-            balance_after_ucr=balance,
-            conversation_id=report.conversation_id,
-            occurred_at=report.occurred_at or now,
-            received_at=now,
-        )
-        .returning(UsageEvent.id)
-    ).scalar_one()
-
-    if error is not None:
-        return UsageResult(report.event_id, "rejected", False, 0, None, error)
-
-    assert account is not None
-    assert cost is not None
-    assert balance is not None
-    assert model is not None
-    session.execute(
-        insert(LedgerEntry).values(
-            wallet_id=account.wallet_id,
-            amount_ucr=-cost,
-            balance_after_ucr=balance,
-            kind="usage",
-            reference=f"usage:{event_pk}",
-            credits_per_usd=book.credits_per_usd,
-            memo=f"{report.model}: {report.input_tokens} in / {report.output_tokens} out",
-            created_at=now,
-        )
-    )
-    _add_to_rollup(session, account.id, now, model.id, report, cost)
-    return UsageResult(report.event_id, "charged", False, cost, balance)
-
-
-def _precheck(report, account, model, cost, book: PriceBook) -> UsageRejected | None:  # type: ignore[no-untyped-def]
-    """The reasons an event is refused before any balance is touched."""
-    eid = report.event_id
-    limits = book.settings
-    if account is None:
-        return UnknownUsageUser(f"No user with email {report.user!r}.", event_id=eid)
-    if account.is_disabled:
-        return UserDisabled("This user's account is disabled.", event_id=eid)
-    if model is None:
-        return UnknownModel(f"Unknown model {report.model!r}.", event_id=eid)
-    if not model.enabled:
-        return ModelDisabled(f"Model {report.model!r} is disabled.", event_id=eid)
-    tokens = report.input_tokens + report.output_tokens
-    if tokens > limits.max_tokens_per_event:
-        return LimitExceeded(
-            f"{tokens} tokens exceed the cap of {limits.max_tokens_per_event} per event.",
-            event_id=eid,
-        )
-    if cost > limits.max_credits_per_event_ucr:
-        return LimitExceeded(
-            f"{format_credits(cost)} credits exceed the cap of "
-            f"{format_credits(limits.max_credits_per_event_ucr)} per event.",
-            event_id=eid,
-        )
-    return None
-
-
-def _replay(event_id: str, payload_hash: str, row) -> UsageResult:  # type: ignore[no-untyped-def]
-    if row.payload_hash != payload_hash:
-        conflict = Conflict(
-            f"Event {event_id!r} was already reported with a different payload.",
-            event_id=event_id,
-        )
-        return UsageResult(event_id, "rejected", False, 0, None, conflict)
-    if row.status == "charged":
-        return UsageResult(event_id, "charged", True, row.cost_ucr, row.balance_after_ucr)
-    error_cls = REJECTIONS.get(row.reason_code, UsageRejected)
-    error = error_cls(row.reason or "Rejected.", event_id=event_id, duplicate=True)
-    return UsageResult(event_id, "rejected", True, 0, None, error)
-
-
-def _add_to_rollup(
-    session: Session, user_id: int, now: datetime, model_id: int, r: UsageReport, cost: int
-) -> None:
-    dialect = session.get_bind().dialect.name
-    make_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = UsageDaily.__table__
-    stmt = make_insert(table).values(
-        user_id=user_id,
-        day=now.date(),
-        model_id=model_id,
-        events=1,
-        input_tokens=r.input_tokens,
-        output_tokens=r.output_tokens,
-        cost_ucr=cost,
-    )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["user_id", "day", "model_id"],
-            set_={
-                "events": table.c.events + 1,
-                "input_tokens": table.c.input_tokens + stmt.excluded.input_tokens,
-                "output_tokens": table.c.output_tokens + stmt.excluded.output_tokens,
-                "cost_ucr": table.c.cost_ucr + stmt.excluded.cost_ucr,
-            },
-        )
-    )
 
 
 # --- verification -------------------------------------------------------------

@@ -14,12 +14,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import settings as settings_mod
-from core.models import AiModel, RateChange
-from core.versions import config_version
+from core.rawdb import RawCursor
 
 
 @dataclass(frozen=True)
@@ -42,23 +40,19 @@ class PriceBook:
     settings: settings_mod.Settings
 
 
-def load_price_book(session: Session, version: int) -> PriceBook:
-    rate = session.execute(
-        select(RateChange.id, RateChange.credits_per_usd).order_by(RateChange.id.desc()).limit(1)
-    ).one()
+def load_price_book(cursor: RawCursor, version: int) -> PriceBook:
+    rate_id, credits_per_usd = cursor.execute(
+        "SELECT id, credits_per_usd FROM exchange_rate_history ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     models = {
-        m.name: ModelPrice(
-            m.id,
-            m.name,
-            m.display_name,
-            m.input_price_uusd_per_m,
-            m.output_price_uusd_per_m,
-            m.enabled,
-            m.price_version_id,
-        )
-        for m in session.scalars(select(AiModel))
+        name: ModelPrice(mid, name, display, price_in, price_out, bool(enabled), version_id)
+        for mid, name, display, price_in, price_out, enabled, version_id in cursor.execute(
+            "SELECT id, name, display_name, input_price_uusd_per_m, output_price_uusd_per_m,"
+            " enabled, price_version_id FROM ai_models"
+        ).fetchall()
     }
-    return PriceBook(version, rate.credits_per_usd, rate.id, models, settings_mod.load(session))
+    settings = settings_mod.from_rows(cursor.execute("SELECT key, value FROM settings").fetchall())
+    return PriceBook(version, credits_per_usd, rate_id, models, settings)
 
 
 class PriceBookCache:
@@ -70,12 +64,21 @@ class PriceBookCache:
         self.loads = 0  # how many times the book was (re)loaded; for tests and benchmarks
 
     def get(self, session: Session) -> PriceBook:
-        version = config_version(session)
+        """The book as of ``session``'s transaction."""
+        cursor = RawCursor.of_session(session)
+        try:
+            return self.current(cursor)
+        finally:
+            cursor.close()
+
+    def current(self, cursor: RawCursor) -> PriceBook:
+        """The book as of ``cursor``'s transaction: one SELECT when unchanged."""
+        version = cursor.scalar("SELECT version FROM config_version")
         book = self._book
         if book is not None and book.version == version:
             return book
         with self._lock:
-            book = load_price_book(session, version)
+            book = load_price_book(cursor, version)
             self._book = book
             self.loads += 1
         return book

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,12 @@ _FIELDS = {f.name for f in dataclasses.fields(Settings)}
 
 
 def load(session: Session) -> Settings:
-    stored = {row.key: json.loads(row.value) for row in session.scalars(select(Setting))}
+    return from_rows((row.key, row.value) for row in session.scalars(select(Setting)))
+
+
+def from_rows(rows: Iterable[tuple[str, str]]) -> Settings:
+    """Settings from stored (key, JSON value) rows; unknown keys are ignored."""
+    stored = {key: json.loads(value) for key, value in rows}
     known = {k: v for k, v in stored.items() if k in _FIELDS}
     if "topup_options_usd" in known:
         known["topup_options_usd"] = tuple(known["topup_options_usd"])

@@ -24,7 +24,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from blueprints.extensions import database, passwords
-from core import accounts, audit, catalog, integration_keys, ledger, migrate, settings
+from core import accounts, audit, catalog, integration_keys, ledger, migrate, settings, usage_debits
 from core.models import IntegrationKey, User
 
 PG_URL = os.environ.get("DATABASE_URL", "")
@@ -206,8 +206,8 @@ class Billing:
         model: str = "gpt-4o-mini",
         **kw: Any,
     ):
-        report = ledger.UsageReport(event_id, user, model, input_tokens, output_tokens, **kw)
-        return ledger.debit_usage(self.db, self.prices, self.key_id, report)
+        report = usage_debits.UsageReport(event_id, user, model, input_tokens, output_tokens, **kw)
+        return usage_debits.debit_usage(self.db, self.prices, self.key_id, report)
 
     def api_key(self, name: str = "integration") -> str:
         """A real integration key (created as the CLI would), for API tests."""

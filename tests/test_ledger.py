@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from core import audit, ledger
+from core import audit, ledger, usage_debits
 from core.errors import (
     Conflict,
     InsufficientCredits,
@@ -96,8 +96,8 @@ def test_event_ids_are_scoped_per_integration_key(billing: Billing) -> None:
         s.add(other)
         s.flush()
         other_id = other.id
-    report = ledger.UsageReport("msg-1", "alice@example.com", "gpt-4o-mini", 1000, 500)
-    result = ledger.debit_usage(billing.db, billing.prices, other_id, report)
+    report = usage_debits.UsageReport("msg-1", "alice@example.com", "gpt-4o-mini", 1000, 500)
+    result = usage_debits.debit_usage(billing.db, billing.prices, other_id, report)
     assert result.duplicate is False
     assert billing.balance("alice@example.com") == 91_000_000
 
@@ -209,10 +209,19 @@ def test_price_change_applies_to_the_next_event_on_every_worker(app, billing: Bi
 
     worker_b = PriceBookCache()
     billing.user("hank@example.com", 1000 * CR)
-    report = lambda n: ledger.UsageReport(f"m{n}", "hank@example.com", "gpt-4o-mini", 1000, 500)  # noqa: E731
-    assert ledger.debit_usage(billing.db, worker_b, billing.key_id, report(1)).cost_ucr == 4_500_000
+
+    def report(n: int) -> usage_debits.UsageReport:
+        return usage_debits.UsageReport(f"m{n}", "hank@example.com", "gpt-4o-mini", 1000, 500)
+
+    assert (
+        usage_debits.debit_usage(billing.db, worker_b, billing.key_id, report(1)).cost_ucr
+        == 4_500_000
+    )
     billing.set_price("gpt-4o-mini", 300_000, 1_200_000)  # through "worker A"
-    assert ledger.debit_usage(billing.db, worker_b, billing.key_id, report(2)).cost_ucr == 9_000_000
+    assert (
+        usage_debits.debit_usage(billing.db, worker_b, billing.key_id, report(2)).cost_ucr
+        == 9_000_000
+    )
     with billing.db.read_session() as s:
         versions = [
             e.price_version_id for e in s.scalars(select(UsageEvent).order_by(UsageEvent.id))
@@ -238,14 +247,14 @@ def test_price_book_is_not_reloaded_without_a_change(billing: Billing) -> None:
 def test_batch_gives_one_result_per_event_in_order(billing: Billing) -> None:
     billing.user("jack@example.com", 10 * CR)
     reports = [
-        ledger.UsageReport("b1", "jack@example.com", "gpt-4o-mini", 1000, 500),
-        ledger.UsageReport("b2", "jack@example.com", "nope", 1, 1),
-        ledger.UsageReport("b1", "jack@example.com", "gpt-4o-mini", 1000, 500),
-        ledger.UsageReport("b1", "jack@example.com", "gpt-4o-mini", 1, 1),
-        ledger.UsageReport("b3", "jack@example.com", "gpt-4o-mini", 1000, 500),
-        ledger.UsageReport("b4", "jack@example.com", "gpt-4o-mini", 1000, 500),
+        usage_debits.UsageReport("b1", "jack@example.com", "gpt-4o-mini", 1000, 500),
+        usage_debits.UsageReport("b2", "jack@example.com", "nope", 1, 1),
+        usage_debits.UsageReport("b1", "jack@example.com", "gpt-4o-mini", 1000, 500),
+        usage_debits.UsageReport("b1", "jack@example.com", "gpt-4o-mini", 1, 1),
+        usage_debits.UsageReport("b3", "jack@example.com", "gpt-4o-mini", 1000, 500),
+        usage_debits.UsageReport("b4", "jack@example.com", "gpt-4o-mini", 1000, 500),
     ]
-    results = ledger.debit_usage_batch(billing.db, billing.prices, billing.key_id, reports)
+    results = usage_debits.debit_usage_batch(billing.db, billing.prices, billing.key_id, reports)
     summary = [(r.event_id, r.status, r.duplicate, r.error and r.error.code) for r in results]
     assert summary == [
         ("b1", "charged", False, None),

@@ -18,11 +18,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from core import ledger
+from core import usage_debits
+from core.clock import utcnow
 from core.db import Database
 from core.errors import InsufficientCredits
 from core.models import LedgerEntry, UsageEvent
 from core.pricebook import PriceBookCache
+from core.rawdb import RawCursor
 from tests.conftest import Billing
 
 pytestmark = pytest.mark.slow
@@ -51,9 +53,11 @@ def run_worker(worker: int, config: dict[str, Any], key_id: int) -> Counter[str]
     outcomes: Counter[str] = Counter()
     try:
         for event_id in plan(worker):
-            report = ledger.UsageReport(event_id, "shared@example.com", "gpt-4o-mini", 1000, 500)
+            report = usage_debits.UsageReport(
+                event_id, "shared@example.com", "gpt-4o-mini", 1000, 500
+            )
             try:
-                result = ledger.debit_usage(db, prices, key_id, report)
+                result = usage_debits.debit_usage(db, prices, key_id, report)
             except InsufficientCredits as exc:
                 outcomes["rejected-duplicate" if exc.duplicate else "rejected"] += 1
             else:
@@ -108,16 +112,17 @@ def test_racing_the_same_event_id_answers_duplicate(app: Flask, billing: Billing
     from tests.conftest import USING_PG
 
     billing.user("race@example.com", 100 * 1_000_000)
-    report = ledger.UsageReport("X", "race@example.com", "gpt-4o-mini", 1000, 500)
+    report = usage_debits.UsageReport("X", "race@example.com", "gpt-4o-mini", 1000, 500)
     answer: dict[str, Any] = {}
 
     def reporter_b() -> None:
-        answer["b"] = ledger.debit_usage(billing.db, billing.prices, billing.key_id, report)
+        answer["b"] = usage_debits.debit_usage(billing.db, billing.prices, billing.key_id, report)
 
     b = threading.Thread(target=reporter_b)
     with billing.db.write() as session_a:
-        book = billing.prices.get(session_a)
-        first = ledger._debit_one(session_a, book, billing.key_id, report, ledger.utcnow())
+        cursor_a = RawCursor.of_session(session_a)
+        book = billing.prices.current(cursor_a)
+        [first] = usage_debits.charge(cursor_a, book, billing.key_id, [report], utcnow())
         b.start()
         if USING_PG:  # hold A open until B is really blocked on A's row
             with billing.db.engine.connect() as probe:

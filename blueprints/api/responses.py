@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import DomainError, UsageRejected
-from core.ledger import UsageResult
 from core.pricing import format_credits
+from core.usage_debits import UsageResult
 
 STATUS_BY_CODE = {
     "invalid_request": 400,

@@ -17,8 +17,9 @@ from blueprints.api.validation import (
 )
 from blueprints.errors import api_error
 from blueprints.extensions import database, prices
+from blueprints.rate_limits import rate_limits
 from blueprints.session import read_session
-from core import integration_keys, ledger
+from core import integration_keys, usage_debits
 from core.balances import balance_view
 from core.errors import DomainError
 from core.pricing import format_credits
@@ -32,30 +33,37 @@ def _bearer() -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def rate_limit_bucket() -> str:
-    # One bucket per presented key. Hashing the whole token means nobody can
-    # drain another integration's allowance without holding its secret.
-    return "api:" + integration_keys.digest(_bearer())
-
-
-def api_rate_limit() -> str:
-    return current_app.config["API_RATE_LIMIT"]
-
-
 @bp.before_request
 def authenticate() -> Response | None:
+    """Every API call but the document: a valid key, then within its rate limit."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    key = integration_keys.authenticate(read_session(), _bearer())
+    with database().raw_read() as cursor:
+        key = integration_keys.authenticate(cursor, _bearer())
     if key is None:
         response = api_error(401, "A valid integration key is required (Authorization: Bearer …).")
         response.headers["WWW-Authenticate"] = 'Bearer realm="creditline"'
         return response
     g.integration_key = key
+    api_limit = current_app.config["API_RATE_LIMIT"]
+    g.rate_verdict = verdict = rate_limits().hit(api_limit, "api-key", str(key.id))
+    if not verdict.allowed:
+        response = api_error(429, f"Rate limit of {verdict.limit} requests exceeded; retry later.")
+        response.headers["Retry-After"] = str(verdict.retry_after)
+        return response
     if integration_keys.needs_touch(key):
         with database().write() as s:
             integration_keys.touch(s, key.id)
     return None
+
+
+@bp.after_request
+def _rate_limit_headers(response: Response) -> Response:
+    verdict = g.get("rate_verdict")
+    if verdict is not None:
+        response.headers["X-RateLimit-Limit"] = str(verdict.limit)
+        response.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
+    return response
 
 
 def _body() -> Any:
@@ -71,7 +79,7 @@ def _invalid(exc: RequestInvalid) -> Response:
 def report_usage() -> tuple[Response, int]:
     report = parse_usage(_body())
     try:
-        result = ledger.debit_usage(database(), prices(), g.integration_key.id, report)
+        result = usage_debits.debit_usage(database(), prices(), g.integration_key.id, report)
     except DomainError as exc:
         payload = responses.error_payload(exc, report.event_id)
         return jsonify({"error": payload}), responses.STATUS_BY_CODE.get(exc.code, 422)
@@ -82,7 +90,7 @@ def report_usage() -> tuple[Response, int]:
 def report_usage_batch() -> Response:
     items = parse_batch(_body())
     results: list[dict[str, Any] | None] = [None] * len(items)
-    valid: list[tuple[int, ledger.UsageReport]] = []
+    valid: list[tuple[int, usage_debits.UsageReport]] = []
     for index, item in enumerate(items):
         try:
             valid.append((index, parse_usage(item)))
@@ -96,7 +104,7 @@ def report_usage_batch() -> Response:
             results[index] = responses.rejected(
                 event_id if isinstance(event_id, str) else None, error
             )
-    outcomes = ledger.debit_usage_batch(
+    outcomes = usage_debits.debit_usage_batch(
         database(), prices(), g.integration_key.id, [r for _, r in valid]
     )
     for (index, _), outcome in zip(valid, outcomes, strict=True):

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.accounts import MAX_EMAIL_LENGTH
-from core.ledger import UsageReport
+from core.usage_debits import UsageReport
 
 MAX_ID_LENGTH = 200
 MAX_MODEL_LENGTH = 100

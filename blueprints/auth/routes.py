@@ -1,26 +1,15 @@
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 from werkzeug.wrappers import Response
 
 from blueprints.auth import bp
 from blueprints.auth.forms import LoginForm, RegisterForm
 from blueprints.auth.safe_next import safe_next
-from blueprints.extensions import database, limiter, passwords
+from blueprints.extensions import database, passwords
+from blueprints.rate_limits import login_limited
 from core import accounts
 from core.errors import DomainError
 from core.models import User
-
-
-def _email_key() -> str:
-    return "login-email:" + accounts.normalise_email(request.form.get("email", ""))
-
-
-def _ip_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT_IP"]
-
-
-def _email_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT_EMAIL"]
 
 
 def _start_session(user: User) -> None:
@@ -30,8 +19,7 @@ def _start_session(user: User) -> None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_ip_limit, methods=["POST"])
-@limiter.limit(_email_limit, methods=["POST"], key_func=_email_key)
+@login_limited
 def login() -> str | Response:
     form = LoginForm()
     if form.validate_on_submit():

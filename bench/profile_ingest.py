@@ -1,0 +1,99 @@
+"""Where does an ingested event's time go? cProfile of in-process requests.
+
+Calls the WSGI app directly (no server, no network) with real integration-key
+auth and distinct event ids, so the profile shows only Creditline's own work
+per request, sorted by cumulative and by own time.
+
+    .venv/bin/python bench/profile_ingest.py [--requests 2000] [--batch 0|N] [--top 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from werkzeug.test import EnvironBuilder
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import prepare_creditline  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=0, help="events per batch request (0: single)")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+
+    from app import create_app
+
+    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='creditline-prof-')) / 'c.db'}"
+    key = prepare_creditline(url)
+    app = create_app(
+        {"DATABASE_URL": url, "SECRET_KEY": "bench", "API_RATE_LIMIT": "100000000/minute"}
+    )
+    path = "/api/v1/usage/batch" if args.batch else "/api/v1/usage"
+
+    def event(n: int) -> dict[str, object]:
+        return {
+            "event_id": f"p-{n}",
+            "user": "bench@example.com",
+            "model": "gpt-4o-mini",
+            "input_tokens": 1000,
+            "output_tokens": 500,
+        }
+
+    def environ(i: int) -> dict[str, object]:
+        if args.batch:
+            body = {"events": [event(i * args.batch + j) for j in range(args.batch)]}
+        else:
+            body = event(i)
+        return EnvironBuilder(
+            path=path,
+            method="POST",
+            data=json.dumps(body),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {key}"},
+        ).get_environ()
+
+    def run(environs: list[dict[str, object]]) -> None:
+        status: list[str] = []
+
+        def start_response(line: str, _headers: object, *_exc: object) -> None:
+            status.append(line)
+
+        for env in environs:
+            body = b"".join(app.wsgi_app(env, start_response))
+            if not status[-1].startswith(("200", "201")):
+                raise SystemExit(f"unexpected {status[-1]}: {body[:200]!r}")
+
+    run([environ(-i - 1) for i in range(50)])  # warm caches, price book, key touch
+    environs = [environ(i) for i in range(args.requests)]
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    run(environs)
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    events = args.requests * (args.batch or 1)
+    print(
+        f"{args.requests} requests, {events} events in {elapsed:.2f}s under the profiler: "
+        f"{elapsed / args.requests * 1000:.3f} ms/request, {events / elapsed:,.0f} events/s"
+    )
+    for order in ("cumulative", "tottime"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.top)
+        print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()

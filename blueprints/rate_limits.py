@@ -1,0 +1,92 @@
+"""Rate limits: per integration key on the API, per IP and per email at login.
+
+Fixed windows counted in ``RATELIMIT_STORAGE_URI`` (``memory://`` per process,
+or Redis so several servers share one allowance), with the ``limits`` library
+that Flask-Limiter is built on. Flask-Limiter itself was dropped: its
+per-request machinery ran on every request, limited or not, and cost more
+than a whole usage debit (``docs/PERFORMANCE.md``). Here a limited request
+costs one counter increment per limit, and other requests cost nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache, wraps
+from typing import Any
+
+from flask import Flask, current_app, request
+from limits import RateLimitItem, parse
+from limits.storage import Storage, storage_from_string
+from werkzeug.exceptions import TooManyRequests
+
+from core.accounts import normalise_email
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: int  # seconds; 0 when allowed
+
+
+@lru_cache(maxsize=32)
+def _item(limit: str) -> RateLimitItem:
+    return parse(limit)  # "20/minute", "6000 per minute", ...
+
+
+class RateLimits:
+    """One per app: counters in one storage, under one key prefix."""
+
+    def __init__(self, storage_uri: str, prefix: str = "") -> None:
+        self.storage: Storage = storage_from_string(storage_uri)
+        self.prefix = prefix or "creditline"
+
+    @classmethod
+    def for_app(cls, app: Flask) -> RateLimits:
+        return cls(app.config["RATELIMIT_STORAGE_URI"], app.config.get("RATELIMIT_KEY_PREFIX", ""))
+
+    def hit(self, limit: str, *identifiers: str) -> Verdict:
+        """Count one request against ``limit`` for ``identifiers``; may it proceed?"""
+        item = _item(limit)
+        bucket = item.key_for(self.prefix, *identifiers)
+        count = self.storage.incr(bucket, item.get_expiry())
+        if count <= item.amount:
+            return Verdict(True, item.amount, item.amount - count, 0)
+        retry_after = max(1, int(self.storage.get_expiry(bucket) - time.time()) + 1)
+        return Verdict(False, item.amount, 0, retry_after)
+
+
+def rate_limits() -> RateLimits:
+    return current_app.extensions["creditline.rate_limits"]
+
+
+def login_limited(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse sign-in attempts (POSTs) over the per-IP or per-email limit with 429."""
+
+    @wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        if request.method == "POST":
+            config = current_app.config
+            email = normalise_email(request.form.get("email", ""))
+            verdicts = [
+                rate_limits().hit(
+                    config["LOGIN_RATE_LIMIT_IP"], "login-ip", request.remote_addr or ""
+                ),
+                rate_limits().hit(config["LOGIN_RATE_LIMIT_EMAIL"], "login-email", email),
+            ]
+            refused = [v for v in verdicts if not v.allowed]
+            if refused:
+                raise TooManyRequests(
+                    "Too many sign-in attempts. Please wait and try again.",
+                    retry_after=max(v.retry_after for v in refused),
+                )
+        return view(*args, **kwargs)
+
+    return limited
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["creditline.rate_limits"] = RateLimits.for_app(app)

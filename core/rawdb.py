@@ -1,0 +1,136 @@
+"""Plain DBAPI access for the hot path (usage ingest, key checks, the price book).
+
+Why not the ORM here: an ingested event is a handful of tiny statements, and
+SQLAlchemy's per-statement work (cache keys, compilation lookup, result
+objects) costs more than SQLite itself. The hot path writes SQL once, with
+``:name`` parameters, and runs it on the pooled DBAPI connection of the same
+engine, so the engine's PRAGMAs and ``BEGIN IMMEDIATE`` discipline still apply
+and ORM code elsewhere sees the same data.
+
+Two drivers are supported: sqlite3 (``:name`` is native) and psycopg
+(translated once per statement text to ``%(name)s``). Values cross the
+boundary through ``db_value`` so a datetime is stored exactly as SQLAlchemy
+would store it (SQLite keeps timestamps as text).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+# SQLAlchemy's SQLite DATETIME text format (always with microseconds).
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+Params = Mapping[str, Any]
+
+
+class RawCursor:
+    """A DBAPI cursor that takes ``:name`` SQL on both databases.
+
+    Not a general abstraction: just enough for a few hand-written statements
+    whose text is constant (so the translation cache stays small).
+    """
+
+    def __init__(self, cursor: Any, is_sqlite: bool) -> None:
+        self._cursor = cursor
+        self.is_sqlite = is_sqlite
+        self._translated: dict[str, str] = _SQL_CACHE[is_sqlite]
+
+    @classmethod
+    def of_session(cls, session: Session) -> RawCursor:
+        """The cursor of ``session``'s own transaction (same snapshot, same locks)."""
+        connection = session.connection()
+        return cls(connection.connection.cursor(), connection.dialect.name == "sqlite")
+
+    def _sql(self, sql: str) -> str:
+        text = self._translated.get(sql)
+        if text is None:
+            text = sql if self.is_sqlite else _NAMED.sub(r"%(\1)s", sql)
+            self._translated[sql] = text
+        return text
+
+    def execute(self, sql: str, params: Params | None = None) -> RawCursor:
+        self._cursor.execute(self._sql(sql), params or {})
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall()
+
+    def scalar(self, sql: str, params: Params | None = None) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def insert_returning_ids(self, sql: str, rows: Sequence[Params]) -> list[int]:
+        """Run ``INSERT … RETURNING id`` once per row; the new ids, in order.
+
+        sqlite3 cannot return rows from executemany, but its per-statement
+        cost is a few microseconds; psycopg pipelines the whole batch.
+        """
+        if not rows:
+            return []
+        text = self._sql(sql)
+        if self.is_sqlite:
+            ids = []
+            for row in rows:
+                self._cursor.execute(text, row)
+                ids.append(self._cursor.fetchone()[0])
+            return ids
+        self._cursor.executemany(text, rows, returning=True)
+        ids = []
+        while True:
+            ids.append(self._cursor.fetchone()[0])
+            if not self._cursor.nextset():
+                return ids
+
+    def db_value(self, value: Any) -> Any:
+        """A Python value as this driver should receive it for our column types."""
+        if self.is_sqlite:
+            if isinstance(value, datetime):
+                return value.strftime(_SQLITE_DATETIME)
+            if isinstance(value, date):
+                return value.isoformat()
+        return value
+
+    def to_datetime(self, value: Any) -> datetime | None:
+        """A timestamp column as read back (text on SQLite, datetime on PostgreSQL)."""
+        if value is None or isinstance(value, datetime):
+            return value
+        return datetime.fromisoformat(value)
+
+    def one_of(self, name: str) -> str:
+        """SQL for "column is one of the list in parameter ``name``".
+
+        One constant statement text for any list length (a list of N
+        placeholders would be a new statement per N): SQLite reads the list
+        from a JSON array, PostgreSQL takes an array. Pass the list through
+        ``list_value``.
+        """
+        if self.is_sqlite:
+            return f"IN (SELECT value FROM json_each(:{name}))"
+        return f"= ANY(:{name})"
+
+    def list_value(self, values: Iterable[Any]) -> Any:
+        return json.dumps(list(values)) if self.is_sqlite else list(values)
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
+_SQL_CACHE: dict[bool, dict[str, str]] = {True: {}, False: {}}

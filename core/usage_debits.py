@@ -1,0 +1,468 @@
+"""Usage debits: price each reported event and charge it exactly once.
+
+This is the ingest hot path, so it runs hand-written SQL on the DBAPI cursor
+(``core.rawdb``) and does the same work for one event or a thousand: a fixed
+number of statements per request plus one row per event and table.
+
+One transaction per request
+---------------------------
+1. ``SELECT version FROM config_version``: the cached price book is reused
+   unless a rate, price or setting changed (``core.pricebook``).
+2. The request's event ids already stored for this integration key (a replay
+   returns the stored outcome; a reused id with another payload is a conflict).
+3. The users and wallets named by the new events, with their balances. On
+   SQLite the transaction began ``IMMEDIATE``, so no other writer can move a
+   balance until we commit; PostgreSQL takes the wallet rows ``FOR UPDATE``
+   (in id order, so two batches cannot deadlock).
+4. In Python, in request order: price each event with the exact integer
+   formula, apply the checks (user, model, caps) and debit the balance we hold
+   unless it would go below ``-overdraft_limit``. An event repeated inside the
+   request replays its first occurrence.
+5. Write: the new balances (compare-and-set on the balance read in 3, so a
+   lost lock would fail loudly instead of double-spending), one
+   ``usage_events`` row per event (charged or rejected), one ``usage`` ledger
+   entry per charge, the ``usage_daily`` rollups, and a notification per
+   refusal for insufficient credits.
+
+The ledger invariants of ``core.ledger`` hold after every commit: each balance
+change has its entry (``reference = 'usage:<event pk>'``) in the same
+transaction, and ``usage_events`` is UNIQUE on (integration key, event id).
+On PostgreSQL two transactions inserting the same new event id collide on that
+constraint; the loser rolls back and retries, finds the winner's row and
+answers as a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from core.accounts import normalise_email
+from core.clock import utcnow
+from core.db import Database
+from core.errors import (
+    REJECTIONS,
+    Conflict,
+    DomainError,
+    InsufficientCredits,
+    LimitExceeded,
+    ModelDisabled,
+    UnknownModel,
+    UnknownUsageUser,
+    UsageRejected,
+    UserDisabled,
+)
+from core.pricebook import ModelPrice, PriceBook, PriceBookCache
+from core.pricing import format_credits, usage_cost_ucr
+from core.rawdb import RawCursor
+
+T = TypeVar("T")
+_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """One usage event as an integration reports it (already type-checked)."""
+
+    event_id: str
+    user: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    conversation_id: str | None = None
+    occurred_at: datetime | None = None
+
+    def payload_hash(self) -> str:
+        """What makes two reports with one event id "the same payload"."""
+        canonical = json.dumps(
+            [
+                normalise_email(self.user),
+                self.model,
+                self.input_tokens,
+                self.output_tokens,
+                self.conversation_id,
+                self.occurred_at.isoformat() if self.occurred_at else None,
+            ],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    """The outcome for one event: charged, or rejected with ``error`` set."""
+
+    event_id: str
+    status: str  # "charged" | "rejected"
+    duplicate: bool
+    cost_ucr: int
+    balance_ucr: int | None
+    error: DomainError | None = None
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What a replay needs to know about a stored event."""
+
+    payload_hash: str
+    status: str
+    reason_code: str | None
+    reason: str | None
+    cost_ucr: int | None
+    balance_after_ucr: int | None
+
+
+@dataclass(frozen=True)
+class _Account:
+    user_id: int
+    is_disabled: bool
+    wallet_id: int
+    balance_ucr: int
+
+
+# --- entry points ---------------------------------------------------------------
+
+
+def debit_usage(
+    db: Database, prices: PriceBookCache, integration_key_id: int, report: UsageReport
+) -> UsageResult:
+    """Price and debit one usage event, exactly once.
+
+    Returns the result for a charge (``duplicate`` on replay). Raises
+    ``Conflict`` for a reused id with another payload, and a ``UsageRejected``
+    subclass (after committing the rejected event) when it cannot be charged.
+    """
+    [result] = _transact(
+        db, lambda cur: charge(cur, prices.current(cur), integration_key_id, [report], utcnow())
+    )
+    if result.error is not None:
+        raise result.error
+    return result
+
+
+def debit_usage_batch(
+    db: Database,
+    prices: PriceBookCache,
+    integration_key_id: int,
+    reports: Sequence[UsageReport],
+) -> list[UsageResult]:
+    """Many events in one transaction; one result each, in order, never raising
+    for a single event's rejection or conflict."""
+    if not reports:
+        return []
+    return _transact(
+        db, lambda cur: charge(cur, prices.current(cur), integration_key_id, reports, utcnow())
+    )
+
+
+def _transact(db: Database, work: Callable[[RawCursor], T]) -> T:
+    """Run ``work`` in one raw write transaction, retrying lost UNIQUE races."""
+    for attempt in range(_RETRIES):
+        try:
+            with db.raw_write() as cursor:
+                return work(cursor)
+        except db.dbapi_integrity_error:
+            if attempt == _RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+# --- the transaction ------------------------------------------------------------
+
+
+def charge(
+    cur: RawCursor, book: PriceBook, key_id: int, reports: Sequence[UsageReport], now: datetime
+) -> list[UsageResult]:
+    """Steps 2-5 of the module docstring, in the caller's write transaction."""
+    stored = _stored_events(cur, key_id, [r.event_id for r in reports])
+    accounts = _lock_accounts(
+        cur, [normalise_email(r.user) for r in reports if r.event_id not in stored]
+    )
+    writes = _Writes(cur, key_id, book, now, accounts)
+    results: list[UsageResult] = []
+    for report in reports:
+        payload_hash = report.payload_hash()
+        previous = stored.get(report.event_id)
+        if previous is not None:
+            results.append(_replay(report.event_id, payload_hash, previous))
+            continue
+        result = writes.add(report, payload_hash)
+        stored[report.event_id] = writes.last_stored
+        results.append(result)
+    writes.flush()
+    return results
+
+
+def _stored_events(cur: RawCursor, key_id: int, event_ids: list[str]) -> dict[str, _Stored]:
+    if len(event_ids) == 1:  # the common case: an index lookup without a list
+        where, ids = "event_id = :event_id", {"event_id": event_ids[0]}
+    else:
+        where, ids = f"event_id {cur.one_of('ids')}", {"ids": cur.list_value(set(event_ids))}
+    rows = cur.execute(
+        "SELECT event_id, payload_hash, status, reason_code, reason, cost_ucr,"
+        " balance_after_ucr FROM usage_events"
+        f" WHERE integration_key_id = :key_id AND {where}",
+        {"key_id": key_id, **ids},
+    ).fetchall()
+    return {row[0]: _Stored(*row[1:]) for row in rows}
+
+
+def _lock_accounts(cur: RawCursor, emails: list[str]) -> dict[str, _Account]:
+    if not emails:
+        return {}
+    if len(emails) == 1:
+        where, params = "u.email = :email", {"email": emails[0]}
+    else:
+        where, params = f"u.email {cur.one_of('emails')}", {"emails": cur.list_value(set(emails))}
+    lock = "" if cur.is_sqlite else " FOR UPDATE OF w"
+    rows = cur.execute(
+        "SELECT u.email, u.id, u.is_disabled, w.id, w.balance_ucr"
+        " FROM users u JOIN wallets w ON w.user_id = u.id"
+        f" WHERE {where} ORDER BY w.id{lock}",
+        params,
+    ).fetchall()
+    return {
+        email: _Account(uid, bool(disabled), wid, bal) for email, uid, disabled, wid, bal in rows
+    }
+
+
+def _replay(event_id: str, payload_hash: str, row: _Stored) -> UsageResult:
+    if row.payload_hash != payload_hash:
+        conflict = Conflict(
+            f"Event {event_id!r} was already reported with a different payload.",
+            event_id=event_id,
+        )
+        return UsageResult(event_id, "rejected", False, 0, None, conflict)
+    if row.status == "charged":
+        return UsageResult(event_id, "charged", True, row.cost_ucr or 0, row.balance_after_ucr)
+    error_cls = REJECTIONS.get(row.reason_code or "", UsageRejected)
+    error = error_cls(row.reason or "Rejected.", event_id=event_id, duplicate=True)
+    return UsageResult(event_id, "rejected", True, 0, None, error)
+
+
+def _precheck(
+    report: UsageReport,
+    account: _Account | None,
+    model: ModelPrice | None,
+    cost: int | None,
+    book: PriceBook,
+) -> UsageRejected | None:
+    """The reasons an event is refused before any balance is considered."""
+    eid = report.event_id
+    limits = book.settings
+    if account is None:
+        return UnknownUsageUser(f"No user with email {report.user!r}.", event_id=eid)
+    if account.is_disabled:
+        return UserDisabled("This user's account is disabled.", event_id=eid)
+    if model is None or cost is None:
+        return UnknownModel(f"Unknown model {report.model!r}.", event_id=eid)
+    if not model.enabled:
+        return ModelDisabled(f"Model {report.model!r} is disabled.", event_id=eid)
+    tokens = report.input_tokens + report.output_tokens
+    if tokens > limits.max_tokens_per_event:
+        return LimitExceeded(
+            f"{tokens} tokens exceed the cap of {limits.max_tokens_per_event} per event.",
+            event_id=eid,
+        )
+    if cost > limits.max_credits_per_event_ucr:
+        return LimitExceeded(
+            f"{format_credits(cost)} credits exceed the cap of "
+            f"{format_credits(limits.max_credits_per_event_ucr)} per event.",
+            event_id=eid,
+        )
+    return None
+
+
+class _Writes:
+    """Decides each new event against the balances held, and collects its rows."""
+
+    def __init__(
+        self,
+        cur: RawCursor,
+        key_id: int,
+        book: PriceBook,
+        now: datetime,
+        accounts: dict[str, _Account],
+    ) -> None:
+        self.cur = cur
+        self.key_id = key_id
+        self.book = book
+        self.now = now
+        self.accounts = accounts
+        self.balances = {a.wallet_id: a.balance_ucr for a in accounts.values()}
+        self.events: list[dict[str, Any]] = []
+        self.charges: list[tuple[int, int, int, str]] = []  # (event index, wallet, cost, memo)
+        self.rollups: dict[tuple[int, int], list[int]] = {}  # (user, model) -> sums
+        self.notifications: list[dict[str, Any]] = []
+        self.last_stored: _Stored | None = None
+        self._now_db = cur.db_value(now)
+
+    def add(self, report: UsageReport, payload_hash: str) -> UsageResult:
+        book = self.book
+        account = self.accounts.get(normalise_email(report.user))
+        model = book.models.get(report.model)
+        cost = None
+        if model is not None:
+            cost = usage_cost_ucr(
+                report.input_tokens,
+                report.output_tokens,
+                model.input_uusd_per_m,
+                model.output_uusd_per_m,
+                book.credits_per_usd,
+            )
+        error = _precheck(report, account, model, cost, book)
+        balance: int | None = None
+        if error is None:
+            assert account is not None
+            assert cost is not None
+            assert model is not None
+            held = self.balances[account.wallet_id]
+            if held - cost >= -book.settings.overdraft_limit_ucr:
+                balance = held - cost
+                self.balances[account.wallet_id] = balance
+                self._charged(report, account, model, cost)
+            else:
+                error = self._refused(report, account, cost)
+        self.events.append(
+            {
+                "key_id": self.key_id,
+                "event_id": report.event_id,
+                "payload_hash": payload_hash,
+                "user_ref": report.user,
+                "user_id": account.user_id if account else None,
+                "model_name": report.model,
+                "model_id": model.id if model else None,
+                "input_tokens": report.input_tokens,
+                "output_tokens": report.output_tokens,
+                "cost_ucr": cost,
+                "status": "rejected" if error else "charged",
+                "reason_code": error.code if error else None,
+                "reason": error.message if error else None,
+                "credits_per_usd": book.credits_per_usd,
+                "price_in": model.input_uusd_per_m if model else None,
+                "price_out": model.output_uusd_per_m if model else None,
+                "rate_version_id": book.rate_version_id,
+                "price_version_id": model.price_version_id if model else None,
+                "balance_after_ucr": balance,
+                "conversation_id": report.conversation_id,
+                "occurred_at": self.cur.db_value(report.occurred_at) or self._now_db,
+                "received_at": self._now_db,
+            }
+        )
+        last = self.events[-1]
+        self.last_stored = _Stored(
+            payload_hash, last["status"], last["reason_code"], last["reason"], cost, balance
+        )
+        if error is not None:
+            return UsageResult(report.event_id, "rejected", False, 0, None, error)
+        assert cost is not None
+        return UsageResult(report.event_id, "charged", False, cost, balance)
+
+    def _charged(
+        self, report: UsageReport, account: _Account, model: ModelPrice, cost: int
+    ) -> None:
+        memo = f"{report.model}: {report.input_tokens} in / {report.output_tokens} out"
+        self.charges.append((len(self.events), account.wallet_id, cost, memo))
+        sums = self.rollups.setdefault((account.user_id, model.id), [0, 0, 0, 0])
+        sums[0] += 1
+        sums[1] += report.input_tokens
+        sums[2] += report.output_tokens
+        sums[3] += cost
+
+    def _refused(self, report: UsageReport, account: _Account, cost: int) -> UsageRejected:
+        self.notifications.append(
+            {
+                "user_id": account.user_id,
+                "message": (
+                    f"A {report.model} request costing {format_credits(cost)} credits "
+                    "was refused because your balance is too low. Top up to continue."
+                ),
+                "created_at": self._now_db,
+            }
+        )
+        return InsufficientCredits(
+            f"This event costs {format_credits(cost)} credits; the balance is too low.",
+            event_id=report.event_id,
+            cost=format_credits(cost),
+        )
+
+    def flush(self) -> None:
+        cur = self.cur
+        for account in self.accounts.values():
+            new = self.balances[account.wallet_id]
+            if new == account.balance_ucr:
+                continue
+            cur.execute(
+                "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old",
+                {"new": new, "id": account.wallet_id, "old": account.balance_ucr},
+            )
+            if cur.rowcount != 1:  # only possible if the lock discipline is broken
+                raise RuntimeError(f"wallet {account.wallet_id} changed under the write lock")
+        event_pks = cur.insert_returning_ids(_INSERT_EVENT, self.events)
+        cur.executemany(
+            _INSERT_LEDGER,
+            [
+                {
+                    "wallet_id": wallet_id,
+                    "amount": -cost,
+                    "balance_after": self.events[index]["balance_after_ucr"],
+                    "reference": f"usage:{event_pks[index]}",
+                    "credits_per_usd": self.book.credits_per_usd,
+                    "memo": memo,
+                    "created_at": self._now_db,
+                }
+                for index, wallet_id, cost, memo in self.charges
+            ],
+        )
+        day = cur.db_value(self.now.date())
+        cur.executemany(
+            _UPSERT_ROLLUP,
+            [
+                {
+                    "user_id": user_id,
+                    "day": day,
+                    "model_id": model_id,
+                    "events": sums[0],
+                    "input_tokens": sums[1],
+                    "output_tokens": sums[2],
+                    "cost_ucr": sums[3],
+                }
+                for (user_id, model_id), sums in self.rollups.items()
+            ],
+        )
+        cur.executemany(_INSERT_NOTIFICATION, self.notifications)
+
+
+_INSERT_EVENT = (
+    "INSERT INTO usage_events (integration_key_id, event_id, payload_hash, user_ref, user_id,"
+    " model_name, model_id, input_tokens, output_tokens, cost_ucr, status, reason_code,"
+    " reason, credits_per_usd, input_price_uusd_per_m, output_price_uusd_per_m,"
+    " rate_version_id, price_version_id, balance_after_ucr, conversation_id, occurred_at,"
+    " received_at) VALUES (:key_id, :event_id, :payload_hash, :user_ref, :user_id,"
+    " :model_name, :model_id, :input_tokens, :output_tokens, :cost_ucr, :status,"
+    " :reason_code, :reason, :credits_per_usd, :price_in, :price_out, :rate_version_id,"
+    " :price_version_id, :balance_after_ucr, :conversation_id, :occurred_at, :received_at)"
+    " RETURNING id"
+)
+_INSERT_LEDGER = (
+    "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
+    " credits_per_usd, memo, created_at) VALUES (:wallet_id, :amount, :balance_after,"
+    " 'usage', :reference, :credits_per_usd, :memo, :created_at)"
+)
+_UPSERT_ROLLUP = (
+    "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens, output_tokens,"
+    " cost_ucr) VALUES (:user_id, :day, :model_id, :events, :input_tokens, :output_tokens,"
+    " :cost_ucr) ON CONFLICT (user_id, day, model_id) DO UPDATE SET"
+    " events = usage_daily.events + excluded.events,"
+    " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
+    " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
+    " cost_ucr = usage_daily.cost_ucr + excluded.cost_ucr"
+)
+_INSERT_NOTIFICATION = (
+    "INSERT INTO notifications (user_id, kind, message, created_at)"
+    " VALUES (:user_id, 'usage_rejected', :message, :created_at)"
+)
