@@ -1,8 +1,8 @@
 """Rate limits: per integration key on the API, per IP and per email at login.
 
 Fixed windows counted in ``RATELIMIT_STORAGE_URI`` (``memory://`` per process,
-or Redis so several servers share one allowance), with the ``limits`` library
-that Flask-Limiter is built on. Flask-Limiter itself was dropped: its
+or Redis so several servers share one allowance, through the ``limits``
+library that Flask-Limiter is built on). Flask-Limiter itself was dropped: its
 per-request machinery ran on every request, limited or not, and cost more
 than a whole usage debit (``docs/PERFORMANCE.md``). Here a limited request
 costs one counter increment per limit, and other requests cost nothing.
@@ -10,6 +10,7 @@ costs one counter increment per limit, and other requests cost nothing.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,37 @@ class Verdict:
     retry_after: int  # seconds; 0 when allowed
 
 
+class _ProcessCounters:
+    """Fixed-window counters in this process (``memory://``).
+
+    Same interface as the ``limits`` storages we use (``incr``,
+    ``get_expiry``). Not ``limits``' own MemoryStorage: that one re-arms a
+    timer thread every 10 ms while counters exist, a steady cost in every
+    worker. Here an expired window is simply replaced when next touched, and
+    the table is swept when it grows.
+    """
+
+    _SWEEP_AT = 10_000
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}  # key -> (expires at, count)
+        self._lock = threading.Lock()
+
+    def incr(self, key: str, expiry: int) -> int:
+        now = time.time()
+        with self._lock:
+            expires, count = self._windows.get(key, (0.0, 0))
+            if expires <= now:
+                if len(self._windows) >= self._SWEEP_AT:
+                    self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
+                expires, count = now + expiry, 0
+            self._windows[key] = (expires, count + 1)
+            return count + 1
+
+    def get_expiry(self, key: str) -> float:
+        return self._windows.get(key, (time.time(), 0))[0]
+
+
 @lru_cache(maxsize=32)
 def _item(limit: str) -> RateLimitItem:
     return parse(limit)  # "20/minute", "6000 per minute", ...
@@ -41,7 +73,9 @@ class RateLimits:
     """One per app: counters in one storage, under one key prefix."""
 
     def __init__(self, storage_uri: str, prefix: str = "") -> None:
-        self.storage: Storage = storage_from_string(storage_uri)
+        self.storage: Storage | _ProcessCounters = (
+            _ProcessCounters() if storage_uri == "memory://" else storage_from_string(storage_uri)
+        )
         self.prefix = prefix or "creditline"
 
     @classmethod

@@ -1,0 +1,175 @@
+"""Benchmark 2: batch ingest, Creditline over HTTP vs raw sqlite3 in-process.
+
+Creditline runs under gunicorn (2 sync workers) on 127.0.0.1 and receives
+``POST /api/v1/usage/batch`` with 1,000 distinct events per request from two
+client threads (bodies are built before the clock starts). The baseline is a
+plain sqlite3 loop on a Creditline database of its own (same schema, indexes
+and triggers, same PRAGMAs): per event it prices the event, inserts the
+``usage_events`` row, debits the wallet with a conditional UPDATE, inserts the
+ledger entry and upserts the daily rollup, one transaction per 1,000 events.
+That is the same set of rows Creditline writes, without HTTP, JSON,
+validation, idempotency checks or per-event results. Prints events/s for both
+and the ratio.
+
+    .venv/bin/python bench/batch.py [--batches 40] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import free_port, peak_rss_mb, prepare_creditline, start  # noqa: E402
+
+BATCH = 1000
+USER = "bench@example.com"
+
+
+def event(tag: str, n: int) -> dict[str, object]:
+    return {
+        "event_id": f"{tag}-{n}",
+        "user": USER,
+        "model": "gpt-4o-mini",
+        "input_tokens": 1000 + n % 7,
+        "output_tokens": 500,
+    }
+
+
+def run_creditline(url: str, key: str, batches: int) -> dict[str, float]:
+    tag = f"b{time.time_ns()}"
+    bodies = [
+        json.dumps({"events": [event(tag, b * BATCH + i) for i in range(BATCH)]}).encode()
+        for b in range(batches + 2)
+    ]
+    port = free_port()
+    proc = start("app:create_app()", _env(url), port)
+    try:
+        endpoint = f"http://127.0.0.1:{port}/api/v1/usage/batch"
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+        def post(body: bytes) -> None:
+            response = requests.post(endpoint, data=body, headers=headers, timeout=60)
+            results = response.json()["results"]
+            if response.status_code != 200 or any(r["status"] != "charged" for r in results):
+                raise SystemExit(f"unexpected answer: {response.status_code} {results[:1]}")
+
+        for body in bodies[:2]:  # warm-up: imports, price book, key touch
+            post(body)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(post, bodies[2:]))
+        elapsed = time.perf_counter() - started
+        rss = max(peak_rss_mb(proc))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return {"events_per_s": batches * BATCH / elapsed, "seconds": elapsed, "rss": rss}
+
+
+def _env(url: str) -> dict[str, str]:
+    return {"DATABASE_URL": url, "SECRET_KEY": "bench", "API_RATE_LIMIT": "100000000/minute"}
+
+
+def run_raw_sqlite(path: str, batches: int) -> dict[str, float]:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    user_id, wallet_id = conn.execute(
+        "SELECT u.id, w.id FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.email = ?",
+        (USER,),
+    ).fetchone()
+    key_id = conn.execute("SELECT max(id) FROM integration_keys").fetchone()[0]
+    model_id, price_in, price_out = conn.execute(
+        "SELECT id, input_price_uusd_per_m, output_price_uusd_per_m FROM ai_models"
+        " WHERE name = 'gpt-4o-mini'"
+    ).fetchone()
+    rate = conn.execute(
+        "SELECT credits_per_usd FROM exchange_rate_history ORDER BY id DESC LIMIT 1"
+    ).fetchone()[0]
+    tag = f"r{time.time_ns()}"
+    started = time.perf_counter()
+    for b in range(batches):
+        now = datetime.now(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        day = now[:10]
+        conn.execute("BEGIN IMMEDIATE")
+        for i in range(BATCH):
+            e = event(tag, b * BATCH + i)
+            tokens_in, tokens_out = e["input_tokens"], e["output_tokens"]
+            cost = -(-(tokens_in * price_in + tokens_out * price_out) * rate // 1_000_000)
+            cur = conn.execute(
+                "INSERT INTO usage_events (integration_key_id, event_id, payload_hash, user_ref,"
+                " user_id, model_name, model_id, input_tokens, output_tokens, cost_ucr, status,"
+                " credits_per_usd, occurred_at, received_at)"
+                " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, 'charged', ?, ?, ?)",
+                (key_id, e["event_id"], USER, user_id, e["model"], model_id, tokens_in,
+                 tokens_out, cost, rate, now, now),
+            )  # fmt: skip
+            event_pk = cur.lastrowid
+            balance = conn.execute(
+                "UPDATE wallets SET balance_ucr = balance_ucr - ? WHERE id = ?"
+                " AND balance_ucr >= ? RETURNING balance_ucr",
+                (cost, wallet_id, cost),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
+                " reference, credits_per_usd, memo, created_at)"
+                " VALUES (?, ?, ?, 'usage', ?, ?, '', ?)",
+                (wallet_id, -cost, balance, f"usage:{event_pk}", rate, now),
+            )
+            conn.execute(
+                "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens,"
+                " output_tokens, cost_ucr) VALUES (?, ?, ?, 1, ?, ?, ?)"
+                " ON CONFLICT (user_id, day, model_id) DO UPDATE SET"
+                " events = events + 1, input_tokens = input_tokens + excluded.input_tokens,"
+                " output_tokens = output_tokens + excluded.output_tokens,"
+                " cost_ucr = cost_ucr + excluded.cost_ucr",
+                (user_id, day, model_id, tokens_in, tokens_out, cost),
+            )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return {"events_per_s": batches * BATCH / elapsed, "seconds": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=40, help="requests of 1,000 events")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="creditline-batch-"))
+    url = args.database_url or f"sqlite:///{work / 'creditline.db'}"
+    key = prepare_creditline(url)
+    raw_db = work / "raw.db"
+    prepare_creditline(f"sqlite:///{raw_db}")
+
+    raw = run_raw_sqlite(str(raw_db), args.batches)
+    creditline = run_creditline(url, key, args.batches)
+    print(
+        f"database: {url.split('://')[0]}, {args.batches} x {BATCH} events; "
+        "Creditline under gunicorn 2 workers, 2 client threads"
+    )
+    print(f"raw sqlite3 (in-process) {raw['events_per_s']:10,.0f} events/s")
+    print(
+        f"creditline (HTTP)        {creditline['events_per_s']:10,.0f} events/s"
+        f"   peak RSS/worker {creditline['rss']:.0f} MB"
+    )
+    ratio = creditline["events_per_s"] / raw["events_per_s"]
+    print(f"ratio creditline/raw: {ratio:.2f} (targets: >= 20,000 events/s and >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
