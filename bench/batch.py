@@ -1,8 +1,9 @@
 """Benchmark 2: batch ingest, Creditline over HTTP vs raw sqlite3 in-process.
 
 Creditline runs under gunicorn (2 sync workers) on 127.0.0.1 and receives
-``POST /api/v1/usage/batch`` with 1,000 distinct events per request from two
-client threads (bodies are built before the clock starts). The baseline is a
+``POST /api/v1/usage/batch`` with 1,000 distinct events per request from wrk
+over 2 connections (``bench/batch.lua``); afterwards the script checks that
+every answered event is stored as charged. The baseline is a
 plain sqlite3 loop on a Creditline database of its own (same schema, indexes
 and triggers, same PRAGMAs): per event it prices the event, inserts the
 ``usage_events`` row, debits the wallet with a conditional UPDATE, inserts the
@@ -11,27 +12,23 @@ That is the same set of rows Creditline writes, without HTTP, JSON,
 validation, idempotency checks or per-event results. Prints events/s for both
 and the ratio.
 
-    .venv/bin/python bench/batch.py [--batches 40] [--database-url URL]
+    .venv/bin/python bench/batch.py [--batches 40] [--seconds 10] [--database-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import free_port, peak_rss_mb, prepare_creditline, start  # noqa: E402
+from bench.ingest import free_port, peak_rss_mb, prepare_creditline, start, wrk  # noqa: E402
 
 BATCH = 1000
 USER = "bench@example.com"
@@ -47,35 +44,43 @@ def event(tag: str, n: int) -> dict[str, object]:
     }
 
 
-def run_creditline(url: str, key: str, batches: int) -> dict[str, float]:
-    tag = f"b{time.time_ns()}"
-    bodies = [
-        json.dumps({"events": [event(tag, b * BATCH + i) for i in range(BATCH)]}).encode()
-        for b in range(batches + 2)
-    ]
+def run_creditline(url: str, key: str, seconds: int) -> dict[str, float]:
     port = free_port()
     proc = start("app:create_app()", _env(url), port)
     try:
-        endpoint = f"http://127.0.0.1:{port}/api/v1/usage/batch"
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-
-        def post(body: bytes) -> None:
-            response = requests.post(endpoint, data=body, headers=headers, timeout=60)
-            results = response.json()["results"]
-            if response.status_code != 200 or any(r["status"] != "charged" for r in results):
-                raise SystemExit(f"unexpected answer: {response.status_code} {results[:1]}")
-
-        for body in bodies[:2]:  # warm-up: imports, price book, key touch
-            post(body)
-        started = time.perf_counter()
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(post, bodies[2:]))
-        elapsed = time.perf_counter() - started
+        warm = wrk(port, 2, 2, key, f"warm-{time.time_ns()}", "batch.lua", (str(BATCH),))
+        tag = f"b{time.time_ns()}"
+        result = wrk(port, seconds, 2, key, tag, "batch.lua", (str(BATCH),))
         rss = max(peak_rss_mb(proc))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    return {"events_per_s": batches * BATCH / elapsed, "seconds": elapsed, "rss": rss}
+    if result["errors_status"] or warm["errors_status"]:
+        raise SystemExit(f"non-2xx answers: {result}")
+    charged, rejected = _count(url, tag)
+    # Every event wrk saw answered is stored as charged (in-flight ones at the
+    # end may add a few more); none was refused.
+    if rejected or charged < result["requests"] * BATCH:
+        raise SystemExit(f"expected {result['requests'] * BATCH:.0f} charged, got {charged}")
+    return {"events_per_s": result["rps"] * BATCH, "p50_ms": result["p50_ms"], "rss": rss}
+
+
+def _count(url: str, tag: str) -> tuple[int, int]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                text(
+                    "SELECT status, count(*) FROM usage_events WHERE event_id LIKE :tag"
+                    " GROUP BY status"
+                ),
+                {"tag": f"{tag}-%"},
+            ).all()
+        )
+    engine.dispose()
+    return rows.get("charged", 0), rows.get("rejected", 0)
 
 
 def _env(url: str) -> dict[str, str]:
@@ -146,7 +151,8 @@ def run_raw_sqlite(path: str, batches: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--batches", type=int, default=40, help="requests of 1,000 events")
+    parser.add_argument("--batches", type=int, default=40, help="raw sqlite3: transactions")
+    parser.add_argument("--seconds", type=int, default=10, help="Creditline: wrk duration")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     args = parser.parse_args()
 
@@ -157,10 +163,10 @@ def main() -> None:
     prepare_creditline(f"sqlite:///{raw_db}")
 
     raw = run_raw_sqlite(str(raw_db), args.batches)
-    creditline = run_creditline(url, key, args.batches)
+    creditline = run_creditline(url, key, args.seconds)
     print(
-        f"database: {url.split('://')[0]}, {args.batches} x {BATCH} events; "
-        "Creditline under gunicorn 2 workers, 2 client threads"
+        f"database: {url.split('://')[0]}; raw sqlite3: {args.batches} x {BATCH} events; "
+        f"Creditline: gunicorn 2 workers, wrk 2 connections, {args.seconds}s"
     )
     print(f"raw sqlite3 (in-process) {raw['events_per_s']:10,.0f} events/s")
     print(

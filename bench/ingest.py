@@ -48,21 +48,31 @@ def start(app: str, env: dict[str, str], port: int) -> subprocess.Popen:
     raise RuntimeError(f"{app} did not start")
 
 
-def wrk(port: int, seconds: int, connections: int, key: str, tag: str) -> dict[str, float]:
+def wrk(
+    port: int,
+    seconds: int,
+    connections: int,
+    key: str,
+    tag: str,
+    script: str = "ingest.lua",
+    extra: tuple[str, ...] = (),
+) -> dict[str, float]:
+    """Run wrk with one of bench/*.lua; requests/s plus the script's RESULT line."""
     out = subprocess.run(
         [
             "wrk",
-            "-t2",
+            f"-t{min(2, connections)}",
             f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
             "-s",
-            str(ROOT / "bench/ingest.lua"),
+            str(ROOT / "bench" / script),
             f"http://127.0.0.1:{port}",
             "--",
             tag,
             key,
             "bench@example.com",
+            *extra,
         ],
         capture_output=True,
         text=True,

@@ -77,27 +77,34 @@ class RawCursor:
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
-    def insert_returning_ids(self, sql: str, rows: Sequence[Params]) -> list[int]:
-        """Run ``INSERT … RETURNING id`` once per row; the new ids, in order.
+    def insert_with_ids(self, table: str, rows: Sequence[Params]) -> list[int]:
+        """Insert ``rows`` (dicts keyed by column name); the new ids, in order.
 
-        sqlite3 cannot return rows from executemany, but its per-statement
-        cost is a few microseconds; psycopg pipelines the whole batch.
+        PostgreSQL pipelines the batch with ``RETURNING id``. sqlite3 cannot
+        return rows from executemany, so on SQLite the ids are assigned here:
+        the caller holds the write lock (``BEGIN IMMEDIATE``) and the table's
+        ``INTEGER PRIMARY KEY`` has no AUTOINCREMENT, so ``max(id) + 1 …`` are
+        exactly the ids SQLite would pick, and the inserts run as one
+        executemany.
         """
         if not rows:
             return []
-        text = self._sql(sql)
-        if self.is_sqlite:
+        columns = list(rows[0])
+        if not self.is_sqlite:
+            sql = _insert_sql(table, columns) + " RETURNING id"
+            self._cursor.executemany(self._sql(sql), rows, returning=True)
             ids = []
-            for row in rows:
-                self._cursor.execute(text, row)
+            while True:
                 ids.append(self._cursor.fetchone()[0])
-            return ids
-        self._cursor.executemany(text, rows, returning=True)
-        ids = []
-        while True:
-            ids.append(self._cursor.fetchone()[0])
-            if not self._cursor.nextset():
-                return ids
+                if not self._cursor.nextset():
+                    return ids
+        start = self.scalar(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")
+        ids = list(range(start, start + len(rows)))
+        self.executemany(
+            _insert_sql(table, ["id", *columns]),
+            [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)],
+        )
+        return ids
 
     def db_value(self, value: Any) -> Any:
         """A Python value as this driver should receive it for our column types."""
@@ -131,6 +138,11 @@ class RawCursor:
 
     def close(self) -> None:
         self._cursor.close()
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    names = ", ".join(columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + c for c in columns)})"
 
 
 _SQL_CACHE: dict[bool, dict[str, str]] = {True: {}, False: {}}

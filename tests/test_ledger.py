@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import datetime
+
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -345,3 +349,33 @@ def test_check_ledger_finds_a_rollup_that_disagrees_with_events(billing: Billing
         )
     (problem,) = billing.problems()
     assert "2020-01-01" in problem.key
+
+
+@pytest.mark.parametrize(
+    ("user", "model", "conversation", "occurred"),
+    [
+        ("Alice@Example.com ", "gpt-4o-mini", None, None),
+        (
+            'q"uote\\back@x.io',
+            "m\u00e9t\u00e9o-\U0001f600",
+            "conv\n\t\x01",
+            datetime(2026, 1, 2, 3, 4, 5, 6),
+        ),
+        ("a@b.c", "</script>", "", datetime(2026, 11, 24)),
+    ],
+)
+def test_payload_hash_is_the_hash_of_compact_json(user, model, conversation, occurred) -> None:
+    """Stored hashes depend on this exact text: the fast encoder must match json.dumps."""
+    report = usage_debits.UsageReport("e", user, model, 12, 0, conversation, occurred)
+    canonical = json.dumps(
+        [
+            user.strip().lower(),
+            model,
+            12,
+            0,
+            conversation,
+            occurred.isoformat() if occurred else None,
+        ],
+        separators=(",", ":"),
+    )
+    assert report.payload_hash() == hashlib.sha256(canonical.encode()).hexdigest()
