@@ -13,7 +13,9 @@ from flask import Flask, abort, request
 def init_app(app: Flask) -> None:
     @app.before_request
     def _refuse_nul() -> None:
-        sources = [request.args]
+        sources = []
+        if request.query_string:  # parse args only when there are any
+            sources.append(request.args)
         if request.mimetype != "application/json":
             sources.append(request.form)
         for source in sources:

@@ -27,13 +27,20 @@ def init_app(app: Flask) -> None:
         )
     )
 
+    defaults = [
+        ("Content-Security-Policy", policy),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("X-Frame-Options", "DENY"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    ]
+
     @app.after_request
     def _headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault(
-            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
-        )
+        headers = response.headers
+        # A view may set its own value; otherwise the default applies.
+        present = {name.lower() for name in headers.keys()}  # noqa: SIM118 (Headers)
+        for name, value in defaults:
+            if name.lower() not in present:
+                headers.add(name, value)
         return response

@@ -23,6 +23,8 @@ READ COMMITTED.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -71,6 +73,9 @@ class Database:
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         self._after_write: list[Callable[[], None]] = []
+        self._hot = threading.local()
+        self._hot_lock = threading.Lock()
+        self._hot_all: list[Any] = []
 
     def on_write_committed(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed write transaction.
@@ -102,35 +107,70 @@ class Database:
         Same rules as ``write()``: SQLite begins IMMEDIATE, everything commits
         together or rolls back on any error, listeners hear of the commit.
         """
-        connection = self.engine.raw_connection()
+        connection, cursor = self._hot_connection()
         try:
-            cursor = RawCursor(connection.cursor(), self.is_sqlite)
             if self.is_sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                connection.rollback()
-                raise
+            yield cursor
             connection.commit()
-        finally:
-            connection.close()  # back to the pool
+        except BaseException:
+            self._rollback_or_drop(connection)
+            raise
         self._notify()
 
     @contextmanager
     def raw_read(self) -> Iterator[RawCursor]:
         """A plain DBAPI cursor for a read or two outside any session."""
-        connection = self.engine.raw_connection()
+        connection, cursor = self._hot_connection()
         try:
-            yield RawCursor(connection.cursor(), self.is_sqlite)
-        finally:
-            connection.close()  # the pool rolls back whatever the read began
+            yield cursor
+        except BaseException:
+            self._rollback_or_drop(connection)
+            raise
+        if not self.is_sqlite:  # psycopg opened a transaction; end it
+            connection.rollback()
+
+    def _hot_connection(self) -> tuple[Any, RawCursor]:
+        """This thread's own DBAPI connection and cursor for the raw paths.
+
+        Kept out of the pool: a checkout and check-in (with its reset
+        rollback) per use cost as much as the statements themselves. Each
+        worker thread gets one on first use, configured by the engine's
+        ``connect`` listeners like any pooled connection.
+        """
+        hot = getattr(self._hot, "pair", None)
+        if hot is None:
+            fairy = self.engine.raw_connection()
+            fairy.detach()  # ours until dispose(); the pool no longer counts it
+            hot = (fairy, RawCursor(fairy.cursor(), self.is_sqlite))
+            self._hot.pair = hot
+            with self._hot_lock:
+                self._hot_all.append(fairy)
+        return hot
+
+    def _rollback_or_drop(self, connection: Any) -> None:
+        """Undo a failed transaction; a connection that cannot even roll back
+        (the server went away) is dropped and replaced on next use."""
+        try:
+            connection.rollback()
+        except Exception:
+            self._hot.pair = None
+            with self._hot_lock:
+                if connection in self._hot_all:
+                    self._hot_all.remove(connection)
+            with contextlib.suppress(Exception):  # it is already broken
+                connection.close()
 
     def write_engine_connect(self) -> Connection:
         """A raw connection whose transactions begin IMMEDIATE (migrations)."""
         return self._write_engine.connect()
 
     def dispose(self) -> None:
+        with self._hot_lock:
+            for connection in self._hot_all:
+                connection.close()
+            self._hot_all.clear()
+        self._hot = threading.local()
         self.engine.dispose()
 
 

@@ -90,6 +90,8 @@ class RawCursor:
         if not rows:
             return []
         columns = list(rows[0])
+        if len(rows) == 1:  # one statement, both databases
+            return [self.scalar(_insert_sql(table, columns) + " RETURNING id", rows[0])]
         if not self.is_sqlite:
             sql = _insert_sql(table, columns) + " RETURNING id"
             self._cursor.executemany(self._sql(sql), rows, returning=True)

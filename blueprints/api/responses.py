@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from flask import Response
 
 from core.errors import DomainError, UsageRejected
 from core.pricing import format_credits
@@ -19,6 +22,12 @@ STATUS_BY_CODE = {
     "unknown_user": 422,
     "user_disabled": 422,
 }
+
+
+def json_response(body: dict[str, Any], status: int) -> Response:
+    """A compact JSON response for the hot path, without ``jsonify``'s provider
+    lookups (the bodies here are plain dicts of strings and bools)."""
+    return Response(json.dumps(body, separators=(",", ":")), status, mimetype="application/json")
 
 
 def charged(result: UsageResult) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def report_usage() -> tuple[Response, int]:
     except DomainError as exc:
         payload = responses.error_payload(exc, report.event_id)
         return jsonify({"error": payload}), responses.STATUS_BY_CODE.get(exc.code, 422)
-    return jsonify(responses.charged(result)), 200 if result.duplicate else 201
+    return responses.json_response(responses.charged(result), 200 if result.duplicate else 201)
 
 
 @bp.post("/usage/batch")
