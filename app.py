@@ -9,6 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import config as cfg
+from core.analytics import ClosedDays
 from core.db import Database
 from core.passwords import Passwords
 from core.payments import StripeGateway
@@ -30,6 +31,7 @@ def create_app(
     )
     app.extensions["creditline.passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
     app.extensions["creditline.prices"] = PriceBookCache()
+    app.extensions["creditline.closed_days"] = ClosedDays()
     app.extensions["creditline.stripe"] = StripeGateway(
         app.config["STRIPE_SECRET_KEY"],
         api_base=app.config["STRIPE_API_BASE"],

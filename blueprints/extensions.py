@@ -4,6 +4,7 @@ from flask import current_app
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 
+from core.analytics import ClosedDays
 from core.db import Database
 from core.passwords import Passwords
 from core.payments import StripeGateway
@@ -16,6 +17,11 @@ login_manager = LoginManager()
 def database() -> Database:
     """This app's Database (engine + session factories)."""
     return current_app.extensions["creditline.db"]
+
+
+def closed_days() -> ClosedDays:
+    """This app's cache of analytics totals for days that can no longer change."""
+    return current_app.extensions["creditline.closed_days"]
 
 
 def passwords() -> Passwords:

@@ -4,12 +4,22 @@ Nothing here scans the usage history: consumption comes from ``usage_daily``
 (one row per user, day and model), revenue from ``topups`` (one row per
 payment), rejections through the (status, received_at) index.
 
+Closed days are summed once. A day's rollup rows stop changing when the day
+is over (events are rolled up by UTC day of charge, and nothing else writes
+``usage_daily``), so the 30-day consumption figures of days before yesterday
+are computed once per process and day (``ClosedDays``), and only yesterday
+and today are read on each request. Yesterday stays live as a margin for a
+debit that priced an event just before midnight and committed just after.
+With 10k users the window holds ~300k rollup rows; summing them on every
+page view took over a second (``docs/PERFORMANCE.md``).
+
 Refunds are attributed to the day the top-up was paid (the refund's own date
 is not stored), so a day's net is what that day's sales finally brought in.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -63,7 +73,7 @@ def _day(value: object) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def report(session: Session, today: date, days: int = 30) -> Report:
+def report(session: Session, today: date, closed: ClosedDays, days: int = 30) -> Report:
     since = today - timedelta(days=days - 1)
     year_ago = today.replace(day=1) - timedelta(days=366)
 
@@ -86,61 +96,14 @@ def report(session: Session, today: date, days: int = 30) -> Report:
         months[d.strftime("%Y-%m")][1] += refunds
     monthly = [Revenue(m, g, r) for m, (g, r) in sorted(months.items(), reverse=True)][:12]
 
-    consumed = dict(
-        session.execute(
-            select(UsageDaily.day, func.sum(UsageDaily.cost_ucr))
-            .where(UsageDaily.day >= since)
-            .group_by(UsageDaily.day)
-        ).all()
+    usage = closed.totals(session, since, today - timedelta(days=1)).merged(
+        _live_rows(session, max(since, today - timedelta(days=1)))
     )
-    consumed = {_day(k): int(v) for k, v in consumed.items()}
     flows = [
-        DayFlow(d, by_day.get(d, (0, 0, 0))[2], consumed.get(d, 0)) for d in _days(since, today)
+        DayFlow(d, by_day.get(d, (0, 0, 0))[2], usage.by_day.get(d, 0)) for d in _days(since, today)
     ]
-
-    models = session.execute(
-        select(
-            AiModel.name,
-            AiModel.input_price_uusd_per_m,
-            AiModel.output_price_uusd_per_m,
-            func.sum(UsageDaily.events),
-            func.sum(UsageDaily.input_tokens),
-            func.sum(UsageDaily.output_tokens),
-            func.sum(UsageDaily.cost_ucr),
-        )
-        .join(UsageDaily, UsageDaily.model_id == AiModel.id)
-        .where(UsageDaily.day >= since)
-        .group_by(
-            AiModel.id,
-            AiModel.name,
-            AiModel.input_price_uusd_per_m,
-            AiModel.output_price_uusd_per_m,
-        )
-    ).all()
-    by_model = sorted(
-        (
-            ModelUse(
-                name,
-                int(ev),
-                int(it),
-                int(ot),
-                int(cost),
-                (int(it) * pin + int(ot) * pout) // 1_000_000,
-            )
-            for name, pin, pout, ev, it, ot, cost in models
-        ),
-        key=lambda m: m.cost_ucr,
-        reverse=True,
-    )
-
-    top = session.execute(
-        select(User.email, func.sum(UsageDaily.cost_ucr).label("cost"))
-        .join(UsageDaily, UsageDaily.user_id == User.id)
-        .where(UsageDaily.day >= since)
-        .group_by(User.id, User.email)
-        .order_by(func.sum(UsageDaily.cost_ucr).desc())
-        .limit(10)
-    ).all()
+    by_model = _by_model(session, usage.by_model)
+    top = _top_users(session, usage.by_user, 10)
     rejected = session.execute(
         select(UsageEvent.reason_code, func.count())
         .where(
@@ -156,7 +119,7 @@ def report(session: Session, today: date, days: int = 30) -> Report:
         monthly,
         flows,
         by_model,
-        [(email, int(cost)) for email, cost in top],
+        top,
         [(code or "unknown", int(n)) for code, n in rejected],
         int(liability),
     )
@@ -164,3 +127,125 @@ def report(session: Session, today: date, days: int = 30) -> Report:
 
 def _days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+# --- usage totals: closed days once, live days per request -----------------------
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    by_day: dict[date, int]  # day -> µcr consumed
+    by_model: dict[int, tuple[int, int, int, int]]  # model id -> events, in, out, µcr
+    by_user: dict[int, int]  # user id -> µcr consumed
+
+    def merged(self, rows: list[tuple[int, date, int, int, int, int, int]]) -> UsageTotals:
+        """These totals plus rollup rows (user, day, model, events, in, out, µcr)."""
+        by_day, by_user = dict(self.by_day), dict(self.by_user)
+        by_model = {m: list(v) for m, v in self.by_model.items()}
+        for user_id, day, model_id, events, tokens_in, tokens_out, cost in rows:
+            by_day[day] = by_day.get(day, 0) + cost
+            by_user[user_id] = by_user.get(user_id, 0) + cost
+            sums = by_model.setdefault(model_id, [0, 0, 0, 0])
+            for i, value in enumerate((events, tokens_in, tokens_out, cost)):
+                sums[i] += value
+        return UsageTotals(by_day, {m: tuple(v) for m, v in by_model.items()}, by_user)  # type: ignore[misc]
+
+
+class ClosedDays:
+    """Per process (one per app): usage totals of days that can no longer change."""
+
+    def __init__(self) -> None:
+        self._key: tuple[date, date] | None = None
+        self._totals = UsageTotals({}, {}, {})
+        self._lock = threading.Lock()
+        self.loads = 0  # for tests and benchmarks
+
+    def totals(self, session: Session, since: date, until: date) -> UsageTotals:
+        """Totals of the days in [since, until)."""
+        with self._lock:
+            if self._key != (since, until):
+                self._totals = _closed_totals(session, since, until)
+                self._key = (since, until)
+                self.loads += 1
+            return self._totals
+
+
+def _closed_totals(session: Session, since: date, until: date) -> UsageTotals:
+    window = (UsageDaily.day >= since, UsageDaily.day < until)
+    by_day: dict[date, int] = defaultdict(int)
+    by_model: dict[int, tuple[int, int, int, int]] = {}
+    per_model: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for day, model_id, events, tokens_in, tokens_out, cost in session.execute(
+        select(
+            UsageDaily.day,
+            UsageDaily.model_id,
+            func.sum(UsageDaily.events),
+            func.sum(UsageDaily.input_tokens),
+            func.sum(UsageDaily.output_tokens),
+            func.sum(UsageDaily.cost_ucr),
+        )
+        .where(*window)
+        .group_by(UsageDaily.day, UsageDaily.model_id)
+    ):
+        by_day[_day(day)] += int(cost)
+        sums = per_model[model_id]
+        for i, value in enumerate((events, tokens_in, tokens_out, cost)):
+            sums[i] += int(value)
+    by_model = {m: (v[0], v[1], v[2], v[3]) for m, v in per_model.items()}
+    by_user = {
+        user_id: int(cost)
+        for user_id, cost in session.execute(
+            select(UsageDaily.user_id, func.sum(UsageDaily.cost_ucr))
+            .where(*window)
+            .group_by(UsageDaily.user_id)
+        )
+    }
+    return UsageTotals(dict(by_day), by_model, by_user)
+
+
+def _live_rows(session: Session, since: date) -> list[tuple[int, date, int, int, int, int, int]]:
+    return [
+        (user_id, _day(day), model_id, int(ev), int(t_in), int(t_out), int(cost))
+        for user_id, day, model_id, ev, t_in, t_out, cost in session.execute(
+            select(
+                UsageDaily.user_id,
+                UsageDaily.day,
+                UsageDaily.model_id,
+                UsageDaily.events,
+                UsageDaily.input_tokens,
+                UsageDaily.output_tokens,
+                UsageDaily.cost_ucr,
+            ).where(UsageDaily.day >= since)
+        )
+    ]
+
+
+def _by_model(session: Session, totals: dict[int, tuple[int, int, int, int]]) -> list[ModelUse]:
+    models = session.execute(
+        select(
+            AiModel.id,
+            AiModel.name,
+            AiModel.input_price_uusd_per_m,
+            AiModel.output_price_uusd_per_m,
+        ).where(AiModel.id.in_(list(totals)))
+    ).all()
+    uses = [
+        ModelUse(
+            name,
+            totals[mid][0],
+            totals[mid][1],
+            totals[mid][2],
+            totals[mid][3],
+            (totals[mid][1] * pin + totals[mid][2] * pout) // 1_000_000,
+        )
+        for mid, name, pin, pout in models
+    ]
+    return sorted(uses, key=lambda m: (-m.cost_ucr, m.model))
+
+
+def _top_users(session: Session, by_user: dict[int, int], limit: int) -> list[tuple[str, int]]:
+    top = sorted(by_user.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    emails = dict(
+        session.execute(select(User.id, User.email).where(User.id.in_([u for u, _ in top]))).all()
+    )
+    return [(emails[user_id], cost) for user_id, cost in top]

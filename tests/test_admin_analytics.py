@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 from flask.testing import FlaskClient
 
 from core import analytics
 from core.clock import utcnow
 from core.errors import InsufficientCredits
-from core.models import RateChange, TopUp, User
+from core.models import AiModel, RateChange, TopUp, UsageDaily, User
 from tests.conftest import AuthActions, Billing
 from tests.test_admin_keys import _admin
 
@@ -52,7 +54,7 @@ def dataset(billing: Billing) -> Billing:
 def test_report_figures_are_exact(dataset: Billing) -> None:
     today = utcnow().date()
     with dataset.db.read_session() as s:
-        report = analytics.report(s, today)
+        report = analytics.report(s, today, analytics.ClosedDays())
     assert report.daily_revenue[-1].gross_cents == 3000
     assert report.daily_revenue[-1].refunds_cents == 1000
     assert report.daily_revenue[-1].net_cents == 2000
@@ -81,3 +83,50 @@ def test_analytics_page(client: FlaskClient, auth: AuthActions, dataset: Billing
     )
     assert "<code>insufficient_credits</code>" in page
     assert "alice@example.com" in page
+
+
+def _rollup(billing: Billing, email: str, model: str, day: date, events: int, cost: int) -> None:
+    with billing.db.write() as s:
+        user = s.query(User).filter_by(email=email).one()
+        model_id = s.query(AiModel).filter_by(name=model).one().id
+        row = UsageDaily(user_id=user.id, day=day, model_id=model_id, events=events)
+        row.input_tokens, row.output_tokens, row.cost_ucr = events * 10, events, cost
+        s.add(row)
+
+
+def test_closed_days_are_summed_once_and_live_days_every_time(dataset: Billing) -> None:
+    """Days before yesterday come from the per-process cache, yesterday and
+    today from the rollups on every call; together the figures stay exact."""
+    today = utcnow().date()
+    ago = lambda n: today - timedelta(days=n)  # noqa: E731
+    _rollup(dataset, "bob@example.com", "gpt-4o", ago(40), 1, 999 * CR)  # outside the window
+    _rollup(dataset, "bob@example.com", "gpt-4o", ago(20), 3, 200 * CR)  # closed
+    _rollup(dataset, "bob@example.com", "gpt-4o-mini", ago(2), 2, 7 * CR)  # closed, the edge
+    _rollup(dataset, "alice@example.com", "gpt-4o", ago(1), 1, 5 * CR)  # live (yesterday)
+    closed = analytics.ClosedDays()
+
+    def report(on: date = today) -> analytics.Report:
+        with dataset.db.read_session() as s:
+            return analytics.report(s, on, closed)
+
+    first = report()
+    consumed = {f.day: f.consumed_ucr for f in first.flows}
+    assert (consumed[ago(20)], consumed[ago(2)], consumed[ago(1)]) == (200 * CR, 7 * CR, 5 * CR)
+    assert consumed[today] == 84 * CR and len(first.flows) == 30
+    assert [(m.model, m.events, m.cost_ucr) for m in first.by_model] == [
+        ("gpt-4o", 1 + 3 + 1, (75 + 200 + 5) * CR),
+        ("gpt-4o-mini", 2 + 2, (9 + 7) * CR),
+    ]
+    assert first.top_users == [("bob@example.com", 211_500_000), ("alice@example.com", 84_500_000)]
+
+    dataset.debit("a3", "alice@example.com", model="gpt-4o")  # today, after the first report
+    _rollup(dataset, "bob@example.com", "gpt-4o", ago(1), 1, 1 * CR)  # yesterday, late
+    second = report()
+    assert second.flows[-1].consumed_ucr == (84 + 75) * CR
+    assert second.flows[-2].consumed_ucr == (5 + 1) * CR
+    assert second.top_users[0] == ("bob@example.com", 212_500_000)
+    assert closed.loads == 1  # the closed days were summed once
+
+    tomorrow = report(today + timedelta(days=1))  # the window moves: sum again
+    assert closed.loads == 2
+    assert {f.day: f.consumed_ucr for f in tomorrow.flows}[ago(1)] == 6 * CR

@@ -4,7 +4,7 @@ from werkzeug.wrappers import Response
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ApiKeyForm, ConfirmForm
-from blueprints.extensions import database
+from blueprints.extensions import closed_days, database
 from blueprints.main.filters import parse_cursor
 from blueprints.session import read_session
 from core import analytics as reports
@@ -66,5 +66,5 @@ def audit_log() -> str:
 
 @bp.get("/analytics")
 def analytics() -> str:
-    result = reports.report(read_session(), utcnow().date())
+    result = reports.report(read_session(), utcnow().date(), closed_days())
     return render_template("admin/analytics.html", report=result)
