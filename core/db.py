@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.rawdb import RawCursor
+from core.writer_lock import WriterLock, no_lock
 
 # Execution option carried by connections of the write engine; the ``begin``
 # listener reads it to choose IMMEDIATE over DEFERRED.
@@ -63,8 +64,12 @@ class Database:
             kwargs["pool_size"] = pool_size
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
+        self._writer_lock: WriterLock | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine, sqlite_synchronous, busy_timeout_ms)
+            path = self.engine.url.database
+            if path and path != ":memory:":
+                self._writer_lock = WriterLock(path + ".writelock")
         # The driver's own IntegrityError, for code that runs on raw cursors.
         self.dbapi_integrity_error: type[Exception] = (
             self.engine.dialect.loaded_dbapi.IntegrityError
@@ -96,9 +101,13 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: commit on success, roll back on any error."""
-        with self._write_sessions.begin() as session:
+        with self._writers(), self._write_sessions.begin() as session:
             yield session
         self._notify()
+
+    def _writers(self) -> AbstractContextManager[None]:
+        """Wait in line with this database's other writers (``core.writer_lock``)."""
+        return self._writer_lock.hold() if self._writer_lock else no_lock()
 
     @contextmanager
     def raw_write(self) -> Iterator[RawCursor]:
@@ -108,14 +117,15 @@ class Database:
         together or rolls back on any error, listeners hear of the commit.
         """
         connection, cursor = self._hot_connection()
-        try:
-            if self.is_sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-            yield cursor
-            connection.commit()
-        except BaseException:
-            self._rollback_or_drop(connection)
-            raise
+        with self._writers():
+            try:
+                if self.is_sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                connection.commit()
+            except BaseException:
+                self._rollback_or_drop(connection)
+                raise
         self._notify()
 
     @contextmanager
@@ -171,6 +181,8 @@ class Database:
                 connection.close()
             self._hot_all.clear()
         self._hot = threading.local()
+        if self._writer_lock:
+            self._writer_lock.close()
         self.engine.dispose()
 
 
