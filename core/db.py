@@ -78,9 +78,9 @@ class Database:
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         self._after_write: list[Callable[[], None]] = []
-        self._hot = threading.local()
-        self._hot_lock = threading.Lock()
-        self._hot_all: list[Any] = []
+        self._idle: list[tuple[Any, RawCursor]] = []  # see _raw()
+        self._idle_lock = threading.Lock()
+        self._max_idle = pool_size
 
     def on_write_committed(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed write transaction.
@@ -116,71 +116,65 @@ class Database:
         Same rules as ``write()``: SQLite begins IMMEDIATE, everything commits
         together or rolls back on any error, listeners hear of the commit.
         """
-        connection, cursor = self._hot_connection()
-        with self._writers():
-            try:
-                if self.is_sqlite:
-                    cursor.execute("BEGIN IMMEDIATE")
-                yield cursor
-                connection.commit()
-            except BaseException:
-                self._rollback_or_drop(connection)
-                raise
+        with self._writers(), self._raw() as (connection, cursor):
+            if self.is_sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            connection.commit()
         self._notify()
 
     @contextmanager
     def raw_read(self) -> Iterator[RawCursor]:
         """A plain DBAPI cursor for a read or two outside any session."""
-        connection, cursor = self._hot_connection()
-        try:
+        with self._raw() as (connection, cursor):
             yield cursor
-        except BaseException:
-            self._rollback_or_drop(connection)
-            raise
-        if not self.is_sqlite:  # psycopg opened a transaction; end it
-            connection.rollback()
+            if not self.is_sqlite:  # psycopg opened a transaction; end it
+                connection.rollback()
 
-    def _hot_connection(self) -> tuple[Any, RawCursor]:
-        """This thread's own DBAPI connection and cursor for the raw paths.
-
-        Kept out of the pool: a checkout and check-in (with its reset
-        rollback) per use cost as much as the statements themselves. Each
-        worker thread gets one on first use, configured by the engine's
-        ``connect`` listeners like any pooled connection.
-        """
-        hot = getattr(self._hot, "pair", None)
-        if hot is None:
+    @contextmanager
+    def _raw(self) -> Iterator[tuple[Any, RawCursor]]:
+        """A DBAPI connection and cursor for the raw paths, from a small stack
+        of our own rather than the pool: a pool checkout and check-in (with
+        its reset rollback) cost as much as the hot path's statements. The
+        connections come from the engine, so its ``connect`` listeners have
+        configured them. On error the transaction is rolled back; a connection
+        that cannot even roll back (the server went away) is closed."""
+        with self._idle_lock:
+            pair = self._idle.pop() if self._idle else None
+        if pair is None:
             fairy = self.engine.raw_connection()
-            fairy.detach()  # ours until dispose(); the pool no longer counts it
-            hot = (fairy, RawCursor(fairy.cursor(), self.is_sqlite))
-            self._hot.pair = hot
-            with self._hot_lock:
-                self._hot_all.append(fairy)
-        return hot
-
-    def _rollback_or_drop(self, connection: Any) -> None:
-        """Undo a failed transaction; a connection that cannot even roll back
-        (the server went away) is dropped and replaced on next use."""
+            fairy.detach()  # ours now; the pool no longer counts it
+            pair = (fairy, RawCursor(fairy.cursor(), self.is_sqlite))
+        connection = pair[0]
         try:
-            connection.rollback()
-        except Exception:
-            self._hot.pair = None
-            with self._hot_lock:
-                if connection in self._hot_all:
-                    self._hot_all.remove(connection)
-            with contextlib.suppress(Exception):  # it is already broken
-                connection.close()
+            yield pair
+        except BaseException:
+            try:
+                connection.rollback()
+            except Exception:
+                with contextlib.suppress(Exception):  # it is already broken
+                    connection.close()
+                raise
+            self._give_back(pair)
+            raise
+        self._give_back(pair)
+
+    def _give_back(self, pair: tuple[Any, RawCursor]) -> None:
+        with self._idle_lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(pair)
+                return
+        pair[0].close()
 
     def write_engine_connect(self) -> Connection:
         """A raw connection whose transactions begin IMMEDIATE (migrations)."""
         return self._write_engine.connect()
 
     def dispose(self) -> None:
-        with self._hot_lock:
-            for connection in self._hot_all:
+        with self._idle_lock:
+            for connection, _ in self._idle:
                 connection.close()
-            self._hot_all.clear()
-        self._hot = threading.local()
+            self._idle.clear()
         if self._writer_lock:
             self._writer_lock.close()
         self.engine.dispose()

@@ -138,3 +138,40 @@ def test_reads_after_a_write_in_one_request_see_the_write(app: Flask) -> None:
             )
         after = read_session().execute(text("SELECT count(*) FROM settings")).scalar()
     assert (before, after) == (0, 1)
+
+
+def test_raw_connections_are_reused_across_threads(app: Flask) -> None:
+    """Threaded servers start a thread per request: the hot path's connections
+    must be shared out and returned, not kept per thread (PostgreSQL would run
+    out of connections)."""
+    import threading
+
+    db = app.extensions["creditline.db"]
+    seen: list[int] = []
+
+    def request() -> None:
+        with db.raw_read() as cursor:
+            seen.append(id(cursor))
+            assert cursor.scalar("SELECT 1") == 1
+        with db.raw_write() as cursor:
+            assert cursor.scalar("SELECT version FROM config_version") >= 1
+
+    for _ in range(30):
+        thread = threading.Thread(target=request)
+        thread.start()
+        thread.join()
+    assert len(set(seen)) == 1  # one connection served all thirty threads
+
+
+def test_raw_write_rolls_back_on_error_and_the_connection_stays_usable(app: Flask) -> None:
+    db = app.extensions["creditline.db"]
+
+    def fail() -> None:
+        with db.raw_write() as cursor:
+            cursor.execute("UPDATE config_version SET version = version + 100")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail()
+    with db.raw_write() as cursor:
+        assert cursor.scalar("SELECT version FROM config_version") < 100
