@@ -5,6 +5,7 @@ auth and distinct event ids, so the profile shows only Creditline's own work
 per request, sorted by cumulative and by own time.
 
     .venv/bin/python bench/profile_ingest.py [--requests 2000] [--batch 0|N] [--top 25]
+    .venv/bin/python bench/profile_ingest.py --stages   # timers on the main stages instead
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from werkzeug.test import EnvironBuilder
@@ -33,6 +35,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=0, help="events per batch request (0: single)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-profile", action="store_true", help="time only, no profiler")
+    parser.add_argument(
+        "--stages", action="store_true", help="no profiler; time the main stages of a request"
+    )
     args = parser.parse_args()
 
     from app import create_app
@@ -77,7 +82,11 @@ def main() -> None:
             if not status[-1].startswith(("200", "201")):
                 raise SystemExit(f"unexpected {status[-1]}: {body[:200]!r}")
 
+    stages = _time_stages(app) if args.stages else None
+    args.no_profile = args.no_profile or args.stages
     run([environ(-i - 1) for i in range(50)])  # warm caches, price book, key touch
+    if stages is not None:
+        stages.clear()
     environs = [environ(i) for i in range(args.requests)]
     profiler = cProfile.Profile()
     started = time.perf_counter()
@@ -92,12 +101,49 @@ def main() -> None:
         f"{'' if args.no_profile else ' under the profiler'}: "
         f"{elapsed / args.requests * 1000:.3f} ms/request, {events / elapsed:,.0f} events/s"
     )
+    if stages is not None:
+        for label, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
+            print(f"  {label:34} {seconds / args.requests * 1e6:8.1f} µs/request")
     if args.no_profile:
         return
     for order in ("cumulative", "tottime"):
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.top)
         print(out.getvalue())
+
+
+def _time_stages(app) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Wrap the request's main stages with timers (about 1 µs each)."""
+    import blueprints.api.routes as routes
+    from blueprints import rate_limits
+    from core import db, integration_keys, usage_debits
+
+    totals: dict[str, float] = defaultdict(float)
+
+    def wrap(owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                totals[label] += time.perf_counter() - started
+
+        setattr(owner, name, timed)
+
+    wrap(app, "request_context", "Flask: request context")
+    wrap(app, "preprocess_request", "before_request hooks (auth, limit)")
+    wrap(integration_keys, "authenticate", "  key lookup (SELECT)")
+    wrap(rate_limits.RateLimits, "hit", "  rate limit")
+    wrap(routes, "_body", "read + parse JSON body")
+    wrap(routes, "parse_usage", "validate the event")
+    wrap(usage_debits, "debit_usage", "debit_usage (transaction + commit)")
+    wrap(usage_debits, "charge", "  charge: statements + pricing")
+    wrap(db.Database, "_notify", "  after-commit listeners")
+    wrap(routes.responses, "json_response", "build the JSON response")
+    wrap(app, "process_response", "after_request hooks")
+    return totals
 
 
 if __name__ == "__main__":
