@@ -137,6 +137,23 @@ def test_exact_balance_is_enough(billing: Billing) -> None:
     assert billing.debit("msg-1", "bob@example.com").balance_ucr == 0
 
 
+def test_one_micro_credit_short_is_refused(billing: Billing) -> None:
+    billing.user("bob@example.com", 4_499_999)
+    with pytest.raises(InsufficientCredits):
+        billing.debit("msg-1", "bob@example.com")
+    assert billing.balance("bob@example.com") == 4_499_999
+
+
+def test_overdraft_edge_is_exact_to_the_micro_credit(billing: Billing) -> None:
+    billing.set(overdraft_limit_ucr=4 * CR)
+    billing.user("dan@example.com", 500_000)  # 0.5 - 4.5 = -4: exactly the limit
+    billing.user("eve@example.com", 499_999)  # one µcr further
+    assert billing.debit("m1", "dan@example.com").balance_ucr == -4 * CR
+    with pytest.raises(InsufficientCredits):
+        billing.debit("m2", "eve@example.com")
+    assert billing.balance("eve@example.com") == 499_999
+
+
 def test_overdraft_limit_allows_going_negative_up_to_it(billing: Billing) -> None:
     billing.set(overdraft_limit_ucr=5 * CR)
     billing.user("carol@example.com", 1 * CR)
