@@ -60,7 +60,9 @@ class RawCursor:
         return self
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        if rows:
+        if len(rows) == 1:  # psycopg pipelines executemany: worth it for many rows only
+            self._cursor.execute(self._sql(sql), rows[0])
+        elif rows:
             self._cursor.executemany(self._sql(sql), rows)
 
     def fetchone(self) -> tuple[Any, ...] | None:
