@@ -6,12 +6,13 @@ payment), rejections through the (status, received_at) index.
 
 Closed days are summed once. A day's rollup rows stop changing when the day
 is over (events are rolled up by UTC day of charge, and nothing else writes
-``usage_daily``), so the 30-day consumption figures of days before yesterday
-are computed once per process and day (``ClosedDays``), and only yesterday
-and today are read on each request. Yesterday stays live as a margin for a
-debit that priced an event just before midnight and committed just after.
-With 10k users the window holds ~300k rollup rows; summing them on every
-page view took over a second (``docs/PERFORMANCE.md``).
+``usage_daily``), so the 30-day figures of the days before yesterday are
+summed once per process and then moved along a day at a time
+(``ClosedDays``); only yesterday and today are read on each request.
+Yesterday stays live as a margin for a debit that priced an event just
+before midnight and committed just after. With 10k users the window holds
+~300k rollup rows; summing them on every page view took over a second
+(``docs/PERFORMANCE.md``).
 
 Refunds are attributed to the day the top-up was paid (the refund's own date
 is not stored), so a day's net is what that day's sales finally brought in.
@@ -136,45 +137,76 @@ def _days(start: date, end: date) -> list[date]:
 class UsageTotals:
     by_day: dict[date, int]  # day -> µcr consumed
     by_model: dict[int, tuple[int, int, int, int]]  # model id -> events, in, out, µcr
-    by_user: dict[int, int]  # user id -> µcr consumed
+    by_user: dict[int, tuple[int, int]]  # user id -> µcr, events
 
     def merged(self, rows: list[tuple[int, date, int, int, int, int, int]]) -> UsageTotals:
         """These totals plus rollup rows (user, day, model, events, in, out, µcr)."""
-        by_day, by_user = dict(self.by_day), dict(self.by_user)
-        by_model = {m: list(v) for m, v in self.by_model.items()}
+        by_day, by_model, by_user = self._copies()
         for user_id, day, model_id, events, tokens_in, tokens_out, cost in rows:
             by_day[day] = by_day.get(day, 0) + cost
-            by_user[user_id] = by_user.get(user_id, 0) + cost
-            sums = by_model.setdefault(model_id, [0, 0, 0, 0])
-            for i, value in enumerate((events, tokens_in, tokens_out, cost)):
-                sums[i] += value
-        return UsageTotals(by_day, {m: tuple(v) for m, v in by_model.items()}, by_user)  # type: ignore[misc]
+            _add(by_user, user_id, (cost, events))
+            _add(by_model, model_id, (events, tokens_in, tokens_out, cost))
+        return UsageTotals(by_day, by_model, by_user)  # type: ignore[arg-type]
+
+    def slid(self, since: date, leaving: UsageTotals, entering: UsageTotals) -> UsageTotals:
+        """The window moved on: days before ``since`` leave, ``entering`` joins."""
+        by_day, by_model, by_user = self._copies()
+        by_day = {d: v for d, v in by_day.items() if d >= since} | entering.by_day
+        for sign, totals in ((-1, leaving), (1, entering)):
+            for model_id, sums in totals.by_model.items():
+                _add(by_model, model_id, tuple(sign * v for v in sums))
+            for user_id, sums in totals.by_user.items():
+                _add(by_user, user_id, tuple(sign * v for v in sums))
+        # Every rollup row has events >= 1: no events left means no rows left.
+        by_model = {m: v for m, v in by_model.items() if v[0]}
+        by_user = {u: v for u, v in by_user.items() if v[1]}
+        return UsageTotals(by_day, by_model, by_user)  # type: ignore[arg-type]
+
+    def _copies(self) -> tuple[dict, dict, dict]:  # type: ignore[type-arg]
+        return dict(self.by_day), dict(self.by_model), dict(self.by_user)
+
+
+def _add(table: dict, key: int, values: tuple[int, ...]) -> None:  # type: ignore[type-arg]
+    old = table.get(key)
+    table[key] = values if old is None else tuple(a + b for a, b in zip(old, values, strict=True))
 
 
 class ClosedDays:
-    """Per process (one per app): usage totals of days that can no longer change."""
+    """Per process (one per app): usage totals of days that can no longer change.
+
+    Summed in full once (when the process first needs them); when the window
+    moves on a day, only the day leaving and the day joining are read.
+    """
 
     def __init__(self) -> None:
         self._key: tuple[date, date] | None = None
         self._totals = UsageTotals({}, {}, {})
         self._lock = threading.Lock()
-        self.loads = 0  # for tests and benchmarks
+        self.loads = 0  # full sums; for tests and benchmarks
 
     def totals(self, session: Session, since: date, until: date) -> UsageTotals:
         """Totals of the days in [since, until)."""
         with self._lock:
-            if self._key != (since, until):
+            key = self._key
+            if key == (since, until):
+                return self._totals
+            if key is not None and key[0] <= since < key[1] <= until:
+                leaving = _closed_totals(session, key[0], since)
+                entering = _closed_totals(session, key[1], until)
+                self._totals = self._totals.slid(since, leaving, entering)
+            else:
                 self._totals = _closed_totals(session, since, until)
-                self._key = (since, until)
                 self.loads += 1
+            self._key = (since, until)
             return self._totals
 
 
 def _closed_totals(session: Session, since: date, until: date) -> UsageTotals:
+    if since >= until:
+        return UsageTotals({}, {}, {})
     window = (UsageDaily.day >= since, UsageDaily.day < until)
     by_day: dict[date, int] = defaultdict(int)
-    by_model: dict[int, tuple[int, int, int, int]] = {}
-    per_model: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    by_model: dict[int, tuple[int, ...]] = {}
     for day, model_id, events, tokens_in, tokens_out, cost in session.execute(
         select(
             UsageDaily.day,
@@ -188,19 +220,16 @@ def _closed_totals(session: Session, since: date, until: date) -> UsageTotals:
         .group_by(UsageDaily.day, UsageDaily.model_id)
     ):
         by_day[_day(day)] += int(cost)
-        sums = per_model[model_id]
-        for i, value in enumerate((events, tokens_in, tokens_out, cost)):
-            sums[i] += int(value)
-    by_model = {m: (v[0], v[1], v[2], v[3]) for m, v in per_model.items()}
+        _add(by_model, model_id, (int(events), int(tokens_in), int(tokens_out), int(cost)))
     by_user = {
-        user_id: int(cost)
-        for user_id, cost in session.execute(
-            select(UsageDaily.user_id, func.sum(UsageDaily.cost_ucr))
+        user_id: (int(cost), int(events))
+        for user_id, cost, events in session.execute(
+            select(UsageDaily.user_id, func.sum(UsageDaily.cost_ucr), func.sum(UsageDaily.events))
             .where(*window)
             .group_by(UsageDaily.user_id)
         )
     }
-    return UsageTotals(dict(by_day), by_model, by_user)
+    return UsageTotals(dict(by_day), by_model, by_user)  # type: ignore[arg-type]
 
 
 def _live_rows(session: Session, since: date) -> list[tuple[int, date, int, int, int, int, int]]:
@@ -243,8 +272,11 @@ def _by_model(session: Session, totals: dict[int, tuple[int, int, int, int]]) ->
     return sorted(uses, key=lambda m: (-m.cost_ucr, m.model))
 
 
-def _top_users(session: Session, by_user: dict[int, int], limit: int) -> list[tuple[str, int]]:
-    top = sorted(by_user.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+def _top_users(
+    session: Session, by_user: dict[int, tuple[int, int]], limit: int
+) -> list[tuple[str, int]]:
+    ranked = sorted(by_user.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    top = [(user_id, cost) for user_id, (cost, _) in ranked]
     emails = dict(
         session.execute(select(User.id, User.email).where(User.id.in_([u for u, _ in top]))).all()
     )

@@ -96,10 +96,12 @@ def _rollup(billing: Billing, email: str, model: str, day: date, events: int, co
 
 def test_closed_days_are_summed_once_and_live_days_every_time(dataset: Billing) -> None:
     """Days before yesterday come from the per-process cache, yesterday and
-    today from the rollups on every call; together the figures stay exact."""
+    today from the rollups on every call; the cache moves along a day at a
+    time. Together the figures stay exact."""
     today = utcnow().date()
     ago = lambda n: today - timedelta(days=n)  # noqa: E731
     _rollup(dataset, "bob@example.com", "gpt-4o", ago(40), 1, 999 * CR)  # outside the window
+    _rollup(dataset, "alice@example.com", "gpt-4o-mini", ago(29), 1, 10 * CR)  # closed, leaves next
     _rollup(dataset, "bob@example.com", "gpt-4o", ago(20), 3, 200 * CR)  # closed
     _rollup(dataset, "bob@example.com", "gpt-4o-mini", ago(2), 2, 7 * CR)  # closed, the edge
     _rollup(dataset, "alice@example.com", "gpt-4o", ago(1), 1, 5 * CR)  # live (yesterday)
@@ -109,24 +111,39 @@ def test_closed_days_are_summed_once_and_live_days_every_time(dataset: Billing) 
         with dataset.db.read_session() as s:
             return analytics.report(s, on, closed)
 
+    def models(r: analytics.Report) -> list[tuple[str, int, int]]:
+        return [(m.model, m.events, m.cost_ucr) for m in r.by_model]
+
     first = report()
     consumed = {f.day: f.consumed_ucr for f in first.flows}
-    assert (consumed[ago(20)], consumed[ago(2)], consumed[ago(1)]) == (200 * CR, 7 * CR, 5 * CR)
-    assert consumed[today] == 84 * CR and len(first.flows) == 30
-    assert [(m.model, m.events, m.cost_ucr) for m in first.by_model] == [
-        ("gpt-4o", 1 + 3 + 1, (75 + 200 + 5) * CR),
-        ("gpt-4o-mini", 2 + 2, (9 + 7) * CR),
-    ]
-    assert first.top_users == [("bob@example.com", 211_500_000), ("alice@example.com", 84_500_000)]
+    assert consumed[ago(29)] == 10 * CR and consumed[ago(20)] == 200 * CR
+    assert (consumed[ago(2)], consumed[ago(1)], consumed[today]) == (7 * CR, 5 * CR, 84 * CR)
+    assert models(first) == [("gpt-4o", 5, 280 * CR), ("gpt-4o-mini", 5, 26 * CR)]
+    assert first.top_users == [("bob@example.com", 211_500_000), ("alice@example.com", 94_500_000)]
 
     dataset.debit("a3", "alice@example.com", model="gpt-4o")  # today, after the first report
     _rollup(dataset, "bob@example.com", "gpt-4o", ago(1), 1, 1 * CR)  # yesterday, late
     second = report()
-    assert second.flows[-1].consumed_ucr == (84 + 75) * CR
-    assert second.flows[-2].consumed_ucr == (5 + 1) * CR
-    assert second.top_users[0] == ("bob@example.com", 212_500_000)
+    assert (second.flows[-2].consumed_ucr, second.flows[-1].consumed_ucr) == (6 * CR, 159 * CR)
+    assert second.top_users == [
+        ("bob@example.com", 212_500_000),
+        ("alice@example.com", 169_500_000),
+    ]
     assert closed.loads == 1  # the closed days were summed once
 
-    tomorrow = report(today + timedelta(days=1))  # the window moves: sum again
-    assert closed.loads == 2
-    assert {f.day: f.consumed_ucr for f in tomorrow.flows}[ago(1)] == 6 * CR
+    tomorrow = report(today + timedelta(days=1))  # ago(29) leaves, yesterday closes
+    consumed = {f.day: f.consumed_ucr for f in tomorrow.flows}
+    assert ago(29) not in consumed and consumed[ago(1)] == 6 * CR and consumed[today] == 159 * CR
+    assert models(tomorrow) == [("gpt-4o", 7, 356 * CR), ("gpt-4o-mini", 4, 16 * CR)]
+    assert tomorrow.top_users == [
+        ("bob@example.com", 212_500_000),
+        ("alice@example.com", 159_500_000),
+    ]
+    assert closed.loads == 1  # moved along, not summed again
+    with dataset.db.read_session() as s:  # the same figures from scratch
+        fresh = analytics.report(s, today + timedelta(days=1), analytics.ClosedDays())
+    assert (fresh.flows, fresh.by_model, fresh.top_users) == (
+        tomorrow.flows,
+        tomorrow.by_model,
+        tomorrow.top_users,
+    )
