@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import dataset  # noqa: E402
-from bench.ingest import prepare_creditline  # noqa: E402
 
 PASSWORD = "bench-password-1"  # noqa: S105 (a generated bench admin)
 
@@ -39,20 +37,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args()
 
-    from app import create_app
     from core import accounts
 
-    path = Path(tempfile.mkdtemp(prefix="creditline-analytics-")) / "creditline.db"
-    url = f"sqlite:///{path}"
-    prepare_creditline(url)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False})
-    dataset.add_models(app)
+    app, path = dataset.new_app("creditline-analytics-")
     with app.extensions["creditline.db"].write() as s:
         accounts.create_user(
             s, "admin@example.com", PASSWORD, app.extensions["creditline.passwords"], "admin"
         )
     started = time.perf_counter()
-    conn = dataset.connect(str(path))
+    conn = dataset.connect(path)
     owners = dataset.add_users(conn, args.users, "customer")
     dataset.add_usage(conn, owners, args.events, seed=3)
     dataset.add_topups(conn, owners, args.topups)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import dataset  # noqa: E402
-from bench.ingest import prepare_creditline  # noqa: E402
 
 PASSWORD = "bench-password-1"  # noqa: S105 (a generated bench user)
 
@@ -52,14 +50,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
 
-    from app import create_app
     from core import accounts
 
-    path = Path(tempfile.mkdtemp(prefix="creditline-dash-")) / "creditline.db"
-    url = f"sqlite:///{path}"
-    prepare_creditline(url)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False})
-    dataset.add_models(app)
+    app, path = dataset.new_app("creditline-dash-")
     db = app.extensions["creditline.db"]
     owners = {}
     with db.write() as s:
@@ -69,7 +62,7 @@ def main() -> None:
             )
             owners[name] = (user.id, user.wallet.id)
     started = time.perf_counter()
-    conn = dataset.connect(str(path))
+    conn = dataset.connect(path)
     dataset.add_usage(conn, [owners["light"]], args.light, seed=1)
     dataset.add_usage(conn, [owners["heavy"]], args.heavy, seed=2)
     conn.close()

@@ -22,6 +22,23 @@ _TS = "%Y-%m-%d %H:%M:%S.%f"
 EXTRA_MODELS = (("gpt-4o", 2_500_000, 10_000_000), ("claude-sonnet", 3_000_000, 15_000_000))
 
 
+def new_app(prefix: str):  # type: ignore[no-untyped-def]
+    """A fresh SQLite database with the bench key and models, and an app on it
+    whose login form takes no CSRF token (the benchmarks sign in with it)."""
+    import tempfile
+    from pathlib import Path
+
+    from app import create_app
+    from bench.ingest import prepare_creditline
+
+    path = Path(tempfile.mkdtemp(prefix=prefix)) / "creditline.db"
+    url = f"sqlite:///{path}"
+    prepare_creditline(url)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False})
+    add_models(app)
+    return app, str(path)
+
+
 def add_models(app) -> None:  # type: ignore[no-untyped-def]
     from core import audit, catalog
 

@@ -27,7 +27,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
@@ -35,6 +35,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.rawdb import RawCursor
 from core.writer_lock import WriterLock, no_lock
+
+S = TypeVar("S")
+T = TypeVar("T")
 
 # Execution option carried by connections of the write engine; the ``begin``
 # listener reads it to choose IMMEDIATE over DEFERRED.
@@ -201,3 +204,22 @@ def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) ->
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def retry_lost_races(
+    transaction: Callable[[], AbstractContextManager[S]],
+    work: Callable[[S], T],
+    lost: type[Exception] | tuple[type[Exception], ...],
+    attempts: int = 3,
+) -> T:
+    """Run ``work`` in a fresh ``transaction()``; when it loses a UNIQUE race
+    (``lost`` is raised and the transaction rolled back), run it again: the
+    retry finds the winner's row and answers from it."""
+    for attempt in range(attempts):
+        try:
+            with transaction() as handle:
+                return work(handle)
+        except lost:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.accounts import find_user
 from core.clock import utcnow
-from core.db import Database
+from core.db import Database, retry_lost_races
 from core.errors import (
     InsufficientCredits,
     UnknownUsageUser,
@@ -66,7 +66,6 @@ from core.models import LedgerEntry, UsageDaily, UsageEvent, Wallet
 from core.pricing import format_credits
 
 T = TypeVar("T")
-_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -81,14 +80,7 @@ class Posting:
 
 def _transact(db: Database, work: Callable[[Session], T]) -> T:
     """Run ``work`` in one write transaction, retrying lost UNIQUE races."""
-    for attempt in range(_RETRIES):
-        try:
-            with db.write() as session:
-                return work(session)
-        except IntegrityError:
-            if attempt == _RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    return retry_lost_races(db.write, work, IntegrityError)
 
 
 # --- generic postings -----------------------------------------------------------

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from core.accounts import normalise_email
 from core.clock import utcnow
-from core.db import Database
+from core.db import Database, retry_lost_races
 from core.errors import (
     REJECTIONS,
     Conflict,
@@ -61,7 +61,6 @@ from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor
 
 T = TypeVar("T")
-_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -184,14 +183,7 @@ def debit_usage_batch(
 
 def _transact(db: Database, work: Callable[[RawCursor], T]) -> T:
     """Run ``work`` in one raw write transaction, retrying lost UNIQUE races."""
-    for attempt in range(_RETRIES):
-        try:
-            with db.raw_write() as cursor:
-                return work(cursor)
-        except db.dbapi_integrity_error:
-            if attempt == _RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    return retry_lost_races(db.raw_write, work, db.dbapi_integrity_error)
 
 
 # --- the transaction ------------------------------------------------------------
