@@ -305,6 +305,13 @@ def test_api_is_rate_limited_per_key_with_retry_after(db_config) -> None:
         for _ in range(4)
     ]
     assert codes == [200, 200, 200, 429]
+    fresh = client.get(
+        "/api/v1/balance?user=alice@example.com", headers={"Authorization": f"Bearer {two}"}
+    )
+    assert (fresh.headers["X-RateLimit-Limit"], fresh.headers["X-RateLimit-Remaining"]) == (
+        "3",
+        "2",
+    )
     limited = client.get(
         "/api/v1/balance?user=alice@example.com", headers={"Authorization": f"Bearer {one}"}
     )
@@ -315,6 +322,7 @@ def test_api_is_rate_limited_per_key_with_retry_after(db_config) -> None:
         "/api/v1/balance?user=alice@example.com", headers={"Authorization": f"Bearer {two}"}
     )
     assert other.status_code == 200
+    assert other.headers["X-RateLimit-Remaining"] == "1"
     app.extensions["creditline.db"].dispose()
 
 
