@@ -125,20 +125,22 @@ class RawCursor:
             return value
         return datetime.fromisoformat(value)
 
-    def one_of(self, name: str) -> str:
-        """SQL for "column is one of the list in parameter ``name``".
+    def is_one_of(self, column: str, name: str, values: Iterable[Any]) -> tuple[str, Params]:
+        """SQL for "``column`` is one of ``values``", and its parameters.
 
-        One constant statement text for any list length (a list of N
-        placeholders would be a new statement per N): SQLite reads the list
-        from a JSON array, PostgreSQL takes an array. Pass the list through
-        ``list_value``.
+        One value is a plain ``=`` (an index lookup). Several take one
+        constant statement text for any count (a list of N placeholders
+        would be a new statement per N): SQLite reads them from a JSON
+        array, PostgreSQL takes an array.
         """
+        distinct = list(dict.fromkeys(values))
+        if len(distinct) == 1:
+            return f"{column} = :{name}", {name: distinct[0]}
         if self.is_sqlite:
-            return f"IN (SELECT value FROM json_each(:{name}))"
-        return f"= ANY(:{name})"
-
-    def list_value(self, values: Iterable[Any]) -> Any:
-        return json.dumps(list(values)) if self.is_sqlite else list(values)
+            return f"{column} IN (SELECT value FROM json_each(:{name}))", {
+                name: json.dumps(distinct)
+            }
+        return f"{column} = ANY(:{name})", {name: distinct}
 
     def close(self) -> None:
         self._cursor.close()

@@ -35,11 +35,11 @@ answers as a duplicate.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str
-from typing import Any, TypeVar
+from typing import Any
 
 from core.accounts import normalise_email
 from core.clock import utcnow
@@ -59,8 +59,6 @@ from core.errors import (
 from core.pricebook import ModelPrice, PriceBook, PriceBookCache
 from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -156,10 +154,7 @@ def debit_usage(
     ``Conflict`` for a reused id with another payload, and a ``UsageRejected``
     subclass (after committing the rejected event) when it cannot be charged.
     """
-    prepared = prepare([report])
-    [result] = _transact(
-        db, lambda cur: charge(cur, prices.current(cur), integration_key_id, prepared, utcnow())
-    )
+    [result] = debit_usage_batch(db, prices, integration_key_id, [report])
     if result.error is not None:
         raise result.error
     return result
@@ -172,18 +167,16 @@ def debit_usage_batch(
     reports: Sequence[UsageReport],
 ) -> list[UsageResult]:
     """Many events in one transaction; one result each, in order, never raising
-    for a single event's rejection or conflict."""
+    for a single event's rejection or conflict. A lost UNIQUE race (PostgreSQL)
+    runs the transaction again, which then answers from the winner's rows."""
     if not reports:
         return []
     prepared = prepare(reports)
-    return _transact(
-        db, lambda cur: charge(cur, prices.current(cur), integration_key_id, prepared, utcnow())
+    return retry_lost_races(
+        db.raw_write,
+        lambda cur: charge(cur, prices.current(cur), integration_key_id, prepared, utcnow()),
+        db.dbapi_integrity_error,
     )
-
-
-def _transact(db: Database, work: Callable[[RawCursor], T]) -> T:
-    """Run ``work`` in one raw write transaction, retrying lost UNIQUE races."""
-    return retry_lost_races(db.raw_write, work, db.dbapi_integrity_error)
 
 
 # --- the transaction ------------------------------------------------------------
@@ -207,23 +200,19 @@ def charge(
         if previous is not None:
             results.append(_replay(event_id, prepared.payload_hash, previous))
             continue
-        result = writes.add(prepared)
-        stored[event_id] = writes.last_stored
+        result, stored[event_id] = writes.add(prepared)  # a repeat in this request replays it
         results.append(result)
     writes.flush()
     return results
 
 
 def _stored_events(cur: RawCursor, key_id: int, event_ids: list[str]) -> dict[str, _Stored]:
-    if len(event_ids) == 1:  # the common case: an index lookup without a list
-        where, ids = "event_id = :event_id", {"event_id": event_ids[0]}
-    else:
-        where, ids = f"event_id {cur.one_of('ids')}", {"ids": cur.list_value(set(event_ids))}
+    where, params = cur.is_one_of("event_id", "event_id", event_ids)
     rows = cur.execute(
         "SELECT event_id, payload_hash, status, reason_code, reason, cost_ucr,"
         " balance_after_ucr FROM usage_events"
         f" WHERE integration_key_id = :key_id AND {where}",
-        {"key_id": key_id, **ids},
+        {"key_id": key_id, **params},
     ).fetchall()
     return {row[0]: _Stored(*row[1:]) for row in rows}
 
@@ -231,10 +220,7 @@ def _stored_events(cur: RawCursor, key_id: int, event_ids: list[str]) -> dict[st
 def _lock_accounts(cur: RawCursor, emails: list[str]) -> dict[str, _Account]:
     if not emails:
         return {}
-    if len(emails) == 1:
-        where, params = "u.email = :email", {"email": emails[0]}
-    else:
-        where, params = f"u.email {cur.one_of('emails')}", {"emails": cur.list_value(set(emails))}
+    where, params = cur.is_one_of("u.email", "email", emails)
     lock = "" if cur.is_sqlite else " FOR UPDATE OF w"
     rows = cur.execute(
         "SELECT u.email, u.id, u.is_disabled, w.id, w.balance_ucr"
@@ -315,10 +301,10 @@ class _Writes:
         self.charges: list[tuple[int, int, int, str]] = []  # (event index, wallet, cost, memo)
         self.rollups: dict[tuple[int, int], list[int]] = {}  # (user, model) -> sums
         self.notifications: list[dict[str, Any]] = []
-        self.last_stored: _Stored | None = None
         self._now_db = cur.db_value(now)
 
-    def add(self, prepared: PreparedReport) -> UsageResult:
+    def add(self, prepared: PreparedReport) -> tuple[UsageResult, _Stored]:
+        """Decide one new event; its result, and what a replay of it must say."""
         book = self.book
         report, payload_hash = prepared.report, prepared.payload_hash
         account = self.accounts.get(prepared.email)
@@ -345,6 +331,8 @@ class _Writes:
                 self._charged(report, account, model, cost)
             else:
                 error = self._refused(report, account, cost)
+        status = "rejected" if error else "charged"
+        reason_code, reason = (error.code, error.message) if error else (None, None)
         self.events.append(
             {
                 "integration_key_id": self.key_id,
@@ -357,9 +345,9 @@ class _Writes:
                 "input_tokens": report.input_tokens,
                 "output_tokens": report.output_tokens,
                 "cost_ucr": cost,
-                "status": "rejected" if error else "charged",
-                "reason_code": error.code if error else None,
-                "reason": error.message if error else None,
+                "status": status,
+                "reason_code": reason_code,
+                "reason": reason,
                 "credits_per_usd": book.credits_per_usd,
                 "input_price_uusd_per_m": model.input_uusd_per_m if model else None,
                 "output_price_uusd_per_m": model.output_uusd_per_m if model else None,
@@ -371,14 +359,11 @@ class _Writes:
                 "received_at": self._now_db,
             }
         )
-        last = self.events[-1]
-        self.last_stored = _Stored(
-            payload_hash, last["status"], last["reason_code"], last["reason"], cost, balance
-        )
+        stored = _Stored(payload_hash, status, reason_code, reason, cost, balance)
         if error is not None:
-            return UsageResult(report.event_id, "rejected", False, 0, None, error)
+            return UsageResult(report.event_id, "rejected", False, 0, None, error), stored
         assert cost is not None
-        return UsageResult(report.event_id, "charged", False, cost, balance)
+        return UsageResult(report.event_id, "charged", False, cost, balance), stored
 
     def _charged(
         self, report: UsageReport, account: _Account, model: ModelPrice, cost: int
