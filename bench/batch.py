@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import free_port, peak_rss_mb, prepare_creditline, start, wrk  # noqa: E402
+from core.pricing import usage_cost_ucr  # noqa: E402
 
 BATCH = 1000
 USER = "bench@example.com"
@@ -113,7 +114,7 @@ def run_raw_sqlite(path: str, batches: int) -> dict[str, float]:
         for i in range(BATCH):
             e = event(tag, b * BATCH + i)
             tokens_in, tokens_out = e["input_tokens"], e["output_tokens"]
-            cost = -(-(tokens_in * price_in + tokens_out * price_out) * rate // 1_000_000)
+            cost = usage_cost_ucr(tokens_in, tokens_out, price_in, price_out, rate)
             cur = conn.execute(
                 "INSERT INTO usage_events (integration_key_id, event_id, payload_hash, user_ref,"
                 " user_id, model_name, model_id, input_tokens, output_tokens, cost_ucr, status,"

@@ -11,10 +11,12 @@ from __future__ import annotations
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
+from blueprints.errors import is_api_path
+
 
 class CookieSessions(SecureCookieSessionInterface):
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith("/api/"):
+        if is_api_path(request.path):
             return self.null_session_class()
         return super().open_session(app, request)
 

@@ -31,8 +31,9 @@ def api_error(status: int, message: str, code: str | None = None, **details: obj
     return response
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+def is_api_path(path: str) -> bool:
+    """The JSON API's URLs: JSON errors, bearer keys, no cookie session."""
+    return path.startswith("/api/")
 
 
 def _handle_http(exc: HTTPException) -> Response | tuple[str, int]:
@@ -41,7 +42,7 @@ def _handle_http(exc: HTTPException) -> Response | tuple[str, int]:
         message = "The form expired or was sent without its security token. Please try again."
     else:
         message = exc.description or exc.name
-    if _wants_json():
+    if is_api_path(request.path):
         response = api_error(status, message)
     else:
         html = render_template("errors/error.html", status=status, title=exc.name, message=message)
