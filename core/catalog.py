@@ -11,10 +11,11 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, settings
+from core.bounds import MAX_PRICE_UUSD_PER_M, MAX_RATE
 from core.errors import ValidationError
 from core.models import AiModel, ModelPriceChange, RateChange
-from core.pricing import MAX_RATE, format_usd_per_m
+from core.pricing import format_usd_per_m
 from core.versions import bump_config_version
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$")
@@ -38,7 +39,15 @@ def set_rate(session: Session, actor: audit.Actor, credits_per_usd: int, reason:
     """Make ``credits_per_usd`` the current rate from the next event on."""
     reason = _reason(reason)
     if type(credits_per_usd) is not int or not 1 <= credits_per_usd <= MAX_RATE:
-        raise ValidationError(f"The rate must be a whole number from 1 to {MAX_RATE:,}.")
+        raise ValidationError(
+            f"The rate must be a whole number from 1 to {MAX_RATE:,}.", field="credits_per_usd"
+        )
+    try:
+        settings.check_topups_fit(settings.load(session).topup_options_usd, credits_per_usd)
+    except ValidationError as exc:
+        raise ValidationError(
+            exc.message + " Lower the top-up options first.", field="credits_per_usd"
+        ) from None
     old = current_rate(session).credits_per_usd
     change = RateChange(
         credits_per_usd=credits_per_usd,
@@ -81,8 +90,11 @@ def set_model_price(
             "Model names are 1-100 letters, digits and . _ : / @ + -", field="name"
         )
     for value in (input_uusd_per_m, output_uusd_per_m):
-        if type(value) is not int or value < 0:
-            raise ValidationError("Prices are non-negative integers of micro-USD per 1M tokens.")
+        if type(value) is not int or not 0 <= value <= MAX_PRICE_UUSD_PER_M:
+            raise ValidationError(
+                "Prices are non-negative integers of micro-USD per 1M tokens, at most "
+                f"{MAX_PRICE_UUSD_PER_M:,} ($1,000,000 per 1M tokens)."
+            )
     model = session.scalar(select(AiModel).where(AiModel.name == name))
     before = None if model is None else _price_state(model)
     if model is None:

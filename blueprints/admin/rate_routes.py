@@ -10,6 +10,7 @@ from blueprints.admin.forms import RateForm
 from blueprints.extensions import database, prices
 from blueprints.session import read_session
 from core import catalog, impact
+from core.errors import DomainError
 from core.models import RateChange
 from core.pricing import AmountError, parse_rate
 
@@ -32,8 +33,12 @@ def change_rate() -> Response | tuple[str, int]:
     form = RateForm()
     if not form.validate_on_submit():
         return _render(form, 400)
-    with database().write() as s:
-        change = catalog.set_rate(s, current_actor(), form.rate_value, form.reason.data)
+    try:
+        with database().write() as s:
+            change = catalog.set_rate(s, current_actor(), form.rate_value, form.reason.data)
+    except DomainError as exc:
+        form.credits_per_usd.errors.append(exc.message)
+        return _render(form, 400)
     old, new = change.old_credits_per_usd or 0, change.credits_per_usd
     flash(f"Rate changed: {old:,} → {new:,} credits per USD.", "success")
     return redirect(url_for("admin.rate"))
