@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, settings
 from core.bounds import MAX_PRICE_UUSD_PER_M, MAX_RATE
-from core.errors import ValidationError
+from core.errors import ModelExists, ValidationError
 from core.models import AiModel, ModelPriceChange, RateChange
 from core.pricing import format_usd_per_m
 from core.versions import bump_config_version
@@ -82,8 +83,14 @@ def set_model_price(
     enabled: bool = True,
     reason: str,
     display_name: str | None = None,
+    create_only: bool = False,
 ) -> AiModel:
-    """Create a model or change its prices / enabled flag, with history."""
+    """Create a model or change its prices / enabled flag, with history.
+
+    With ``create_only`` (the admin's "Add a model" form) an existing name is
+    refused with ``ModelExists`` and nothing changes: editing is a separate,
+    deliberate act. The CLI's ``set-model-price`` creates or updates.
+    """
     reason = _reason(reason)
     if not MODEL_NAME.match(name or ""):
         raise ValidationError(
@@ -96,6 +103,11 @@ def set_model_price(
                 f"{MAX_PRICE_UUSD_PER_M:,} ($1,000,000 per 1M tokens)."
             )
     model = session.scalar(select(AiModel).where(AiModel.name == name))
+    if model is not None and create_only:
+        raise ModelExists(
+            f"A model named {name!r} already exists; change its prices on its own page.",
+            field="name",
+        )
     before = None if model is None else _price_state(model)
     if model is None:
         model = AiModel(name=name, display_name=display_name or name)
@@ -105,7 +117,10 @@ def set_model_price(
     model.input_price_uusd_per_m = input_uusd_per_m
     model.output_price_uusd_per_m = output_uusd_per_m
     model.enabled = enabled
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # PostgreSQL: a concurrent transaction created the same name
+        raise ModelExists(f"A model named {name!r} already exists.", field="name") from None
     change = ModelPriceChange(
         model_id=model.id,
         actor_id=actor.user_id,
