@@ -80,6 +80,8 @@ def test_max_rate_is_refused_while_a_10000_dollar_option_exists(
     with admin.db.read_session() as s:
         assert s.scalar(select(func.count()).select_from(RateChange)) == 1
     assert _audited(admin, "rate.change") == 0
+    preview = client.get(f"/admin/rate/preview?credits_per_usd={MAX_RATE}")
+    assert "the $10,000 top-up would buy" in html.unescape(preview.get_data(as_text=True))
     admin.set(topup_options_usd=(5, 1_000))  # at most $1,000 at this rate: accepted
     accepted = _post(client, "/admin/rate", credits_per_usd=str(MAX_RATE), reason="max")
     assert accepted.status_code == 302
