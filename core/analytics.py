@@ -28,6 +28,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.bounds import exact_sum
 from core.models import AiModel, TopUp, UsageDaily, UsageEvent, User, Wallet
 
 
@@ -114,7 +115,7 @@ def report(session: Session, today: date, closed: ClosedDays, days: int = 30) ->
         .group_by(UsageEvent.reason_code)
         .order_by(func.count().desc())
     ).all()
-    liability = session.scalar(select(func.coalesce(func.sum(Wallet.balance_ucr), 0)))
+    liability = exact_sum(session, Wallet.balance_ucr)  # ten full wallets pass 64 bits
     return Report(
         daily,
         monthly,

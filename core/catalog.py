@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import audit
-from core.errors import ValidationError
+from core import audit, settings
+from core.bounds import MAX_PRICE_UUSD_PER_M, MAX_RATE
+from core.errors import ModelExists, ValidationError
 from core.models import AiModel, ModelPriceChange, RateChange
-from core.pricing import MAX_RATE, format_usd_per_m
+from core.pricing import format_usd_per_m
 from core.versions import bump_config_version
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$")
@@ -38,7 +40,15 @@ def set_rate(session: Session, actor: audit.Actor, credits_per_usd: int, reason:
     """Make ``credits_per_usd`` the current rate from the next event on."""
     reason = _reason(reason)
     if type(credits_per_usd) is not int or not 1 <= credits_per_usd <= MAX_RATE:
-        raise ValidationError(f"The rate must be a whole number from 1 to {MAX_RATE:,}.")
+        raise ValidationError(
+            f"The rate must be a whole number from 1 to {MAX_RATE:,}.", field="credits_per_usd"
+        )
+    try:
+        settings.check_topups_fit(settings.load(session).topup_options_usd, credits_per_usd)
+    except ValidationError as exc:
+        raise ValidationError(
+            exc.message + " Lower the top-up options first.", field="credits_per_usd"
+        ) from None
     old = current_rate(session).credits_per_usd
     change = RateChange(
         credits_per_usd=credits_per_usd,
@@ -73,17 +83,31 @@ def set_model_price(
     enabled: bool = True,
     reason: str,
     display_name: str | None = None,
+    create_only: bool = False,
 ) -> AiModel:
-    """Create a model or change its prices / enabled flag, with history."""
+    """Create a model or change its prices / enabled flag, with history.
+
+    With ``create_only`` (the admin's "Add a model" form) an existing name is
+    refused with ``ModelExists`` and nothing changes: editing is a separate,
+    deliberate act. The CLI's ``set-model-price`` creates or updates.
+    """
     reason = _reason(reason)
     if not MODEL_NAME.match(name or ""):
         raise ValidationError(
             "Model names are 1-100 letters, digits and . _ : / @ + -", field="name"
         )
     for value in (input_uusd_per_m, output_uusd_per_m):
-        if type(value) is not int or value < 0:
-            raise ValidationError("Prices are non-negative integers of micro-USD per 1M tokens.")
+        if type(value) is not int or not 0 <= value <= MAX_PRICE_UUSD_PER_M:
+            raise ValidationError(
+                "Prices are non-negative integers of micro-USD per 1M tokens, at most "
+                f"{MAX_PRICE_UUSD_PER_M:,} ($1,000,000 per 1M tokens)."
+            )
     model = session.scalar(select(AiModel).where(AiModel.name == name))
+    if model is not None and create_only:
+        raise ModelExists(
+            f"A model named {name!r} already exists; change its prices on its own page.",
+            field="name",
+        )
     before = None if model is None else _price_state(model)
     if model is None:
         model = AiModel(name=name, display_name=display_name or name)
@@ -93,7 +117,10 @@ def set_model_price(
     model.input_price_uusd_per_m = input_uusd_per_m
     model.output_price_uusd_per_m = output_uusd_per_m
     model.enabled = enabled
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # PostgreSQL: a concurrent transaction created the same name
+        raise ModelExists(f"A model named {name!r} already exists.", field="name") from None
     change = ModelPriceChange(
         model_id=model.id,
         actor_id=actor.user_id,

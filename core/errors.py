@@ -30,6 +30,18 @@ class UnknownUser(DomainError):
     code = "unknown_user"
 
 
+class ModelExists(DomainError):
+    """Raised when creating a model under a name that is already taken."""
+
+    code = "conflict"
+
+
+class BalanceLimit(DomainError):
+    """Raised when a posting would take a balance past the ceiling of core.bounds."""
+
+    code = "limit_exceeded"
+
+
 class Conflict(DomainError):
     """The same idempotency key was used for a different payload."""
 

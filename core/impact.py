@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.bounds import exact_sum
 from core.models import Wallet
 from core.pricebook import PriceBook
 from core.pricing import MICRO, credits_for_cents, usage_cost_ucr
@@ -72,7 +72,7 @@ def rate_impact(session: Session, book: PriceBook, new_rate: int) -> RateImpact:
         for model in sorted(book.models.values(), key=lambda m: m.name)
         if model.enabled
     ]
-    total = session.scalar(select(func.coalesce(func.sum(Wallet.balance_ucr), 0)))
+    total = exact_sum(session, Wallet.balance_ucr)  # ten full wallets pass 64 bits
     return RateImpact(
         now,
         new_rate,

@@ -55,9 +55,11 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.accounts import find_user
+from core.bounds import MAX_AMOUNT_UCR, exact_sum
 from core.clock import utcnow
 from core.db import Database, retry_lost_races
 from core.errors import (
+    BalanceLimit,
     InsufficientCredits,
     UnknownUsageUser,
     ValidationError,
@@ -94,6 +96,7 @@ def post_entry(
     *,
     reference: str | None = None,
     floor_ucr: int | None = None,
+    ceiling_ucr: int | None = None,
     memo: str = "",
     actor_id: int | None = None,
     credits_per_usd: int | None = None,
@@ -103,7 +106,10 @@ def post_entry(
     In the caller's transaction. Idempotent when ``reference`` is given: a
     second posting of the same (kind, reference) changes nothing and returns
     the first one marked duplicate. With ``floor_ucr``, the posting happens
-    only if the new balance stays >= the floor; otherwise returns None.
+    only if the new balance stays >= the floor; with ``ceiling_ucr``, only if
+    it stays <= the ceiling; otherwise returns None. (The ceiling is compared
+    as ``balance <= ceiling - amount``, computed in Python: no SQL arithmetic
+    near 64 bits.)
     """
     if type(amount_ucr) is not int:
         raise TypeError("amounts are integers of micro-credits")
@@ -118,6 +124,8 @@ def post_entry(
     stmt = update(Wallet).where(Wallet.id == wallet_id)
     if floor_ucr is not None:
         stmt = stmt.where(Wallet.balance_ucr + amount_ucr >= floor_ucr)
+    if ceiling_ucr is not None:
+        stmt = stmt.where(Wallet.balance_ucr <= ceiling_ucr - amount_ucr)
     balance = session.execute(
         stmt.values(balance_ucr=Wallet.balance_ucr + amount_ucr).returning(Wallet.balance_ucr)
     ).scalar()
@@ -175,13 +183,19 @@ def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason
     """An admin's correction, positive or negative, with a required reason.
 
     A negative adjustment may not take the balance below zero: debt is only
-    ever created by refunds and disputes, never by hand.
+    ever created by refunds and disputes, never by hand. A positive one may
+    not take it above ``bounds.MAX_AMOUNT_UCR`` (``BalanceLimit``).
     """
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("A reason is required.", field="reason")
     if amount_ucr == 0:
         raise ValidationError("An adjustment of zero changes nothing.", field="amount")
+    if abs(amount_ucr) > MAX_AMOUNT_UCR:
+        raise BalanceLimit(
+            f"One adjustment is at most {format_credits(MAX_AMOUNT_UCR)} credits.",
+            field="amount",
+        )
 
     def work(session: Session) -> Posting:
         user = find_user(session, email)
@@ -193,9 +207,17 @@ def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason
             amount_ucr,
             "adjustment",
             floor_ucr=0 if amount_ucr < 0 else None,
+            ceiling_ucr=MAX_AMOUNT_UCR if amount_ucr > 0 else None,
             memo=reason,
             actor_id=actor.user_id,
         )
+        if posting is None and amount_ucr > 0:
+            raise BalanceLimit(
+                f"Adding {format_credits(amount_ucr)} credits would take {user.email} above "
+                f"the ceiling of {format_credits(MAX_AMOUNT_UCR)} credits per balance "
+                f"(balance {format_credits(user.wallet.balance_ucr)}).",
+                field="amount",
+            )
         if posting is None:
             raise InsufficientCredits(
                 f"Removing {format_credits(-amount_ucr)} credits would take "
@@ -230,19 +252,29 @@ class LedgerProblem:
 def check_ledger(session: Session) -> list[LedgerProblem]:
     """Every invariant of the module docstring that can be checked from data."""
     problems: list[LedgerProblem] = []
+    # Summed as quotient and remainder by 10^6 and compared in Python, so a
+    # corrupt huge or non-integer balance is reported, not an overflow raised
+    # (see bounds.exact_sum).
+    split = 1_000_000
     sums = (
-        select(LedgerEntry.wallet_id, func.sum(LedgerEntry.amount_ucr).label("total"))
+        select(
+            LedgerEntry.wallet_id,
+            func.sum(LedgerEntry.amount_ucr // split).label("high"),
+            func.sum(LedgerEntry.amount_ucr % split).label("low"),
+        )
         .group_by(LedgerEntry.wallet_id)
         .subquery()
     )
     for row in session.execute(
-        select(Wallet.id, Wallet.balance_ucr, func.coalesce(sums.c.total, 0).label("total"))
-        .outerjoin(sums, sums.c.wallet_id == Wallet.id)
-        .where(Wallet.balance_ucr != func.coalesce(sums.c.total, 0))
-    ):
-        problems.append(
-            LedgerProblem("balance != sum(ledger)", f"wallet {row.id}", row.total, row.balance_ucr)
+        select(Wallet.id, Wallet.balance_ucr, sums.c.high, sums.c.low).outerjoin(
+            sums, sums.c.wallet_id == Wallet.id
         )
+    ):
+        total = int(row.high or 0) * split + int(row.low or 0)
+        if type(row.balance_ucr) is not int or row.balance_ucr != total:
+            problems.append(
+                LedgerProblem("balance != sum(ledger)", f"wallet {row.id}", total, row.balance_ucr)
+            )
 
     # Rollups: charged events minus rollup rows, per (user, day, model), must
     # net to zero in both columns. UNION ALL catches rows missing on either side.
@@ -276,16 +308,8 @@ def check_ledger(session: Session) -> list[LedgerProblem]:
         key = f"user {row.user_id} day {row.day} model {row.model_id}"
         problems.append(LedgerProblem("usage_daily != charged events", key, 0, row.cost))
 
-    usage_ledger = session.execute(
-        select(func.coalesce(-func.sum(LedgerEntry.amount_ucr), 0)).where(
-            LedgerEntry.kind == "usage"
-        )
-    ).scalar_one()
-    usage_events = session.execute(
-        select(func.coalesce(func.sum(UsageEvent.cost_ucr), 0)).where(
-            UsageEvent.status == "charged"
-        )
-    ).scalar_one()
+    usage_ledger = -exact_sum(session, LedgerEntry.amount_ucr, LedgerEntry.kind == "usage")
+    usage_events = exact_sum(session, UsageEvent.cost_ucr, UsageEvent.status == "charged")
     if usage_ledger != usage_events:
         problems.append(
             LedgerProblem("usage ledger != charged events", "all", usage_events, usage_ledger)

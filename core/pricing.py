@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from core import bounds
+from core.bounds import MAX_RATE
+
 MICRO = 1_000_000  # µ-units per unit, for both USD prices and credits
-MAX_RATE = 1_000_000_000
-# Upper bounds on what a form may enter, far above any real price or balance,
-# so a typo cannot overflow a 64-bit column.
-MAX_PRICE_USD_PER_M = Decimal(1_000_000)  # $1M per 1M tokens
-MAX_CREDITS = Decimal(10) ** 12
+# Upper bounds on what a form may enter (core.bounds explains them), far above
+# any real price or balance, so a typo cannot overflow a 64-bit column.
+MAX_PRICE_USD_PER_M = Decimal(bounds.MAX_PRICE_USD_PER_M)  # $1M per 1M tokens
+MAX_CREDITS = Decimal(bounds.MAX_CREDITS)
 
 
 class AmountError(ValueError):
@@ -80,10 +82,23 @@ def _decimal(text: str | int | Decimal, what: str) -> Decimal:
 
 
 def _scaled(value: Decimal, places: int, what: str) -> int:
-    scaled = value.scaleb(places)
-    if scaled != scaled.to_integral_value():
+    """``value`` x 10^places as an exact int, from the digits themselves.
+
+    Not ``value.scaleb(places)``: Decimal arithmetic rounds to the context's 28
+    digits, so "1.0000000000000000000000000001" would pass as exactly 1.
+    """
+    sign, digits, exponent = value.as_tuple()
+    kept = list(digits)
+    assert isinstance(exponent, int)  # finite: _decimal checked
+    while kept and kept[-1] == 0 and exponent < -places:  # trailing zeros carry nothing
+        kept.pop()
+        exponent += 1
+    if not any(kept):
+        return 0
+    if exponent < -places:
         raise AmountError(f"{what} has more than {places} decimal places")
-    return int(scaled)
+    scaled = int("".join(map(str, kept))) * 10 ** (exponent + places)
+    return -scaled if sign else scaled
 
 
 def parse_usd_per_m(text: str | int | Decimal) -> int:

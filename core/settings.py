@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, bounds
 from core.clock import utcnow
 from core.errors import ValidationError
-from core.models import Setting
+from core.models import RateChange, Setting
 from core.pricing import MICRO
 from core.versions import bump_config_version
 
@@ -49,20 +49,52 @@ def from_rows(rows: Iterable[tuple[str, str]]) -> Settings:
     return dataclasses.replace(Settings(), **known)
 
 
+# The largest value of each integer setting (core.bounds explains the ceilings).
+MAXIMA = {
+    "overdraft_limit_ucr": bounds.MAX_AMOUNT_UCR,
+    "max_tokens_per_event": bounds.MAX_TOKENS_PER_EVENT,
+    "max_credits_per_event_ucr": bounds.MAX_AMOUNT_UCR,
+    "default_low_balance_threshold_ucr": bounds.MAX_AMOUNT_UCR,
+}
+
+
 def validate(changes: dict[str, Any]) -> None:
     unknown = set(changes) - _FIELDS
     if unknown:
         raise ValidationError(f"Unknown settings: {', '.join(sorted(unknown))}")
+    top = bounds.MAX_TOPUP_OPTION_USD
     for key, value in changes.items():
         if key == "topup_options_usd":
-            if not value or any(type(v) is not int or not 1 <= v <= 10_000 for v in value):
-                raise ValidationError("Top-up options are whole dollar amounts from 1 to 10,000.")
+            if not value or any(type(v) is not int or not 1 <= v <= top for v in value):
+                raise ValidationError(
+                    f"Top-up options are whole dollar amounts from 1 to {top:,}.",
+                    field="topup_options",
+                )
             if len(set(value)) != len(value):
-                raise ValidationError("Top-up options must differ from each other.")
+                raise ValidationError(
+                    "Top-up options must differ from each other.", field="topup_options"
+                )
         elif type(value) is not int or value < 0:
             raise ValidationError(f"{key} must be a non-negative whole number.")
+        elif value > MAXIMA[key]:
+            raise ValidationError(f"{key} must be at most {MAXIMA[key]:,}.")
     if changes.get("max_tokens_per_event") == 0 or changes.get("max_credits_per_event_ucr") == 0:
         raise ValidationError("A per-event cap of zero would reject every event.")
+
+
+def check_topups_fit(options_usd: tuple[int, ...], credits_per_usd: int) -> None:
+    """Refuse a combination of top-up options and rate whose credits overflow the
+    ceiling of one amount (checked on either change: the options or the rate)."""
+    usd = bounds.oversized_topup(options_usd, credits_per_usd)
+    if usd is None:
+        return
+    most = bounds.MAX_AMOUNT_UCR // bounds.topup_credits_ucr(1, credits_per_usd)
+    raise ValidationError(
+        f"At {credits_per_usd:,} credits per USD the ${usd:,} top-up would buy "
+        f"{usd * credits_per_usd:,} credits, more than the {bounds.MAX_CREDITS:,} one "
+        f"amount may hold; at this rate top-ups can be at most ${most:,}.",
+        field="topup_options",
+    )
 
 
 def update(session: Session, actor: audit.Actor, reason: str, **changes: Any) -> Settings:
@@ -70,6 +102,11 @@ def update(session: Session, actor: audit.Actor, reason: str, **changes: Any) ->
     if not reason.strip():
         raise ValidationError("A reason is required.")
     validate(changes)
+    if "topup_options_usd" in changes:
+        rate = session.scalar(
+            select(RateChange.credits_per_usd).order_by(RateChange.id.desc()).limit(1)
+        )
+        check_topups_fit(tuple(changes["topup_options_usd"]), rate or 1)
     before = load(session)
     for key, value in changes.items():
         stored = json.dumps(list(value) if isinstance(value, tuple) else value)

@@ -74,7 +74,7 @@ def _history_query(user_id: int, filters: Filters) -> Select:
     query = select(UsageEvent).where(UsageEvent.user_id == user_id)
     if filters.since:
         query = query.where(UsageEvent.received_at >= datetime.combine(filters.since, time.min))
-    if filters.until:
+    if filters.until and filters.until < date.max:  # no day after 9999-12-31 to stop at
         end = datetime.combine(filters.until + timedelta(days=1), time.min)
         query = query.where(UsageEvent.received_at < end)
     if filters.model:

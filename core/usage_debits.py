@@ -42,6 +42,7 @@ from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 from core.accounts import normalise_email
+from core.bounds import storable_amount
 from core.clock import utcnow
 from core.db import Database, retry_lost_races
 from core.errors import (
@@ -344,7 +345,9 @@ class _Writes:
                 "model_id": model.id if model else None,
                 "input_tokens": report.input_tokens,
                 "output_tokens": report.output_tokens,
-                "cost_ucr": cost,
+                # Over a cap, tokens x price x rate may pass 64 bits; the
+                # reason states it, the column keeps only what fits (core.bounds).
+                "cost_ucr": None if cost is None else storable_amount(cost),
                 "status": status,
                 "reason_code": reason_code,
                 "reason": reason,

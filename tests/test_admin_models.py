@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
+import threading
+
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from core import audit, catalog
+from core.errors import ModelExists
 from core.models import AiModel, AuditEntry, ModelPriceChange
-from tests.conftest import AuthActions, Billing, csrf_token
+from tests.conftest import USING_PG, AuthActions, Billing, csrf_token
 from tests.test_admin_keys import _admin
 
 
 @pytest.fixture
 def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
     _admin(auth, billing)
+    billing.user("alice@example.com", 100_000_000)
     return billing
 
 
@@ -107,6 +113,99 @@ def test_bad_model_forms_rerender_with_errors(
     assert message in response.get_data(as_text=True)
     with admin.db.read_session() as s:
         assert s.scalars(select(AiModel).where(AiModel.name.in_(["m1", "bad name!"]))).all() == []
+
+
+def test_adding_a_model_under_an_existing_id_changes_nothing(
+    client: FlaskClient, admin: Billing
+) -> None:
+    def state():
+        with admin.db.read_session() as s:
+            model = s.scalars(select(AiModel).where(AiModel.name == "gpt-4o-mini")).one()
+            return (
+                (model.display_name, model.input_price_uusd_per_m, model.output_price_uusd_per_m),
+                model.enabled,
+                s.scalars(select(ModelPriceChange.id)).all(),
+                s.scalars(select(AuditEntry.id)).all(),
+            )
+
+    before = state()
+    response = _post(
+        client,
+        "/admin/models",
+        name="gpt-4o-mini",
+        display_name="Cheap now",
+        input_usd="0",
+        output_usd="0",
+        reason="oops",
+    )  # "enabled" unticked: would also have disabled it
+    assert response.status_code == 400
+    assert re.search(
+        r'id="name-error">A model named &#39;gpt-4o-mini&#39; already exists; change its prices'
+        r" on its own page.</small>",
+        response.get_data(as_text=True),
+    )
+    assert state() == before
+    assert admin.debit("still-priced", "alice@example.com").cost_ucr == 4_500_000
+
+
+def test_two_admins_adding_the_same_model_at_once(admin: Billing) -> None:
+    """A has added "twin" but not committed when B adds it too. B waits (SQLite:
+    for the write lock; PostgreSQL: on the UNIQUE index, then loses with a
+    unique violation) and is told the model exists, never a 500."""
+    answer: dict[str, object] = {}
+
+    def add(session, reason: str) -> None:
+        catalog.set_model_price(
+            session,
+            audit.CLI,
+            "twin",
+            input_uusd_per_m=1,
+            output_uusd_per_m=1,
+            reason=reason,
+            create_only=True,
+        )
+
+    def admin_b() -> None:
+        try:
+            with admin.db.write() as s:
+                add(s, "b")
+        except ModelExists as exc:
+            answer["b"] = exc
+
+    b = threading.Thread(target=admin_b)
+    with admin.db.write() as session_a:
+        add(session_a, "a")
+        b.start()
+        if USING_PG:  # hold A open until B is really blocked on A's row
+            with admin.db.engine.connect() as probe:
+                for _ in range(500):
+                    waiting = probe.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                        )
+                    ).scalar()
+                    if waiting:
+                        break
+                    probe.rollback()
+                    threading.Event().wait(0.01)
+                assert waiting, "B never blocked on A's uncommitted insert"
+    b.join(timeout=30)
+    assert isinstance(answer.get("b"), ModelExists)
+    with admin.db.read_session() as s:
+        reasons = s.scalars(
+            select(ModelPriceChange.reason).join(AiModel).where(AiModel.name == "twin")
+        ).all()
+    assert reasons == ["a"]
+
+
+def test_cli_set_model_price_still_creates_or_updates(admin: Billing) -> None:
+    runner = admin.app.test_cli_runner()
+    result = runner.invoke(args=["set-model-price", "gpt-4o-mini", "--input", "1", "--output", "2"])
+    assert result.exit_code == 0, result.output
+    with admin.db.read_session() as s:
+        model = s.scalars(select(AiModel).where(AiModel.name == "gpt-4o-mini")).one()
+    assert (model.input_price_uusd_per_m, model.output_price_uusd_per_m) == (1_000_000, 2_000_000)
 
 
 def test_unknown_model_is_404(client: FlaskClient, admin: Billing) -> None:

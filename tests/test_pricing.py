@@ -151,6 +151,31 @@ def test_parse_credits() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "1.0000000000000000000000000001",  # 29 digits: Decimal's context would round it to 1
+        "999999.99999999999999999999999",
+        "0." + "1" * 5000,
+    ],
+)
+def test_more_precision_than_the_unit_holds_is_refused_however_long(text: str) -> None:
+    with pytest.raises(AmountError, match="more than 6 decimal places"):
+        parse_credits(text)
+    with pytest.raises(AmountError, match="more than 6 decimal places"):
+        parse_usd_per_m(text)
+
+
+@given(
+    st.integers(min_value=-(10**18), max_value=10**18),
+    st.integers(min_value=0, max_value=40),
+)
+def test_trailing_zeros_are_not_precision(ucr: int, zeros: int) -> None:
+    text = format_credits(ucr)
+    padded = text + ("." if "." not in text else "") + "0" * zeros if zeros else text
+    assert parse_credits(padded, allow_negative=True) == ucr
+
+
+@pytest.mark.parametrize(
     ("text", "expected"), [("10000", 10_000), ("1", 1), ("1000000000", 10**9), ("25.0", 25)]
 )
 def test_parse_rate(text: str, expected: int) -> None:

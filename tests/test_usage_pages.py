@@ -110,6 +110,33 @@ def test_history_date_filter_and_bad_dates(client: FlaskClient, alice: Billing) 
     assert "<script>" not in body.split("<main")[1]
 
 
+@pytest.mark.parametrize(
+    ("query", "status", "rows"),
+    [
+        ("since=0001-01-01&until=9999-12-31", 200, 2),
+        ("until=9999-12-31", 200, 2),
+        ("since=9999-12-31", 200, 0),
+        ("since=0001-01-01&until=0001-01-01", 200, 0),
+        ("since=0000-01-01", 400, 2),
+        ("until=10000-01-01", 400, 2),
+        ("until=9999-12-32", 400, 2),
+        ("since=9999-12-31&until=0001-01-01", 400, 2),
+        ("since=%F0%9F%92%A5&until=-1", 400, 2),
+    ],
+)
+def test_history_filters_at_the_ends_of_the_calendar(
+    client: FlaskClient, alice: Billing, query: str, status: int, rows: int
+) -> None:
+    alice.debit("a", "alice@example.com")
+    alice.debit("b", "alice@example.com")
+    page = client.get(f"/usage?{query}")
+    assert page.status_code == status
+    assert page.get_data(as_text=True).count("<td>gpt-4o-mini</td>") == rows
+    export = client.get(f"/usage.csv?{query}")
+    assert export.status_code == 200  # a bad filter is ignored by the export
+    assert len(list(csv.reader(io.StringIO(export.get_data(as_text=True))))) == 1 + rows
+
+
 def test_csv_export_streams_every_row(client: FlaskClient, alice: Billing) -> None:
     alice.set(max_tokens_per_event=10**9)
     for n in range(1203):

@@ -1,8 +1,14 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField, TextAreaField, ValidationError
+from wtforms import BooleanField, Field, SelectField, StringField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length
 
+from core.bounds import MAX_TOKENS_PER_EVENT, MAX_TOPUP_OPTION_USD
 from core.pricing import AmountError, parse_credits, parse_rate, parse_usd_per_m
+
+
+def field_named(form: FlaskForm, name: object, default: Field) -> Field:
+    """The field a domain error names in its ``field`` detail, else ``default``."""
+    return form._fields.get(str(name), default)
 
 
 class ApiKeyForm(FlaskForm):
@@ -74,14 +80,22 @@ class SettingsForm(FlaskForm):
 
     def validate_topup_options(self, field: StringField) -> None:
         parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]
-        if not parts or not all(p.isdigit() and len(p) <= 5 for p in parts):
+        # isascii: str.isdigit() is also true for "²" and other digits int() refuses.
+        if not parts or not all(p.isascii() and p.isdigit() and len(p) <= 5 for p in parts):
             raise ValidationError("List whole dollar amounts, e.g. 5, 10, 25.")
-        self.values["topup_options_usd"] = tuple(int(p) for p in parts)
+        values = tuple(int(p) for p in parts)
+        if not all(1 <= v <= MAX_TOPUP_OPTION_USD for v in values):
+            raise ValidationError(
+                f"Top-up options are whole dollar amounts from 1 to {MAX_TOPUP_OPTION_USD:,}."
+            )
+        self.values["topup_options_usd"] = values
 
     def validate_max_tokens(self, field: StringField) -> None:
         raw = (field.data or "").strip().replace(",", "")
-        if not raw.isdigit() or len(raw) > 15 or int(raw) == 0:
-            raise ValidationError("A whole number of tokens, at least 1.")
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_TOKENS_PER_EVENT:
+            raise ValidationError(
+                f"A whole number of tokens, at least 1 and at most {MAX_TOKENS_PER_EVENT:,}."
+            )
         self.values["max_tokens_per_event"] = int(raw)
 
     def validate_max_credits(self, field: StringField) -> None:

@@ -25,8 +25,12 @@ def _current(model: AiModel) -> dict[str, object]:
     }
 
 
-def _save(form: ModelForm) -> str | None:
-    """Apply the form through the catalog; the error message, or None."""
+def _save(form: ModelForm, *, create: bool) -> str | None:
+    """Apply the form through the catalog; the error message, or None.
+
+    ``create``: the "Add a model" form, which refuses a name already in use
+    (changing a live price is the edit page's job, with its history in view).
+    """
     try:
         with database().write() as s:
             catalog.set_model_price(
@@ -38,6 +42,7 @@ def _save(form: ModelForm) -> str | None:
                 enabled=form.enabled.data,
                 reason=form.reason.data,
                 display_name=(form.display_name.data or "").strip() or None,
+                create_only=create,
             )
     except DomainError as exc:
         return exc.message
@@ -48,7 +53,7 @@ def _save(form: ModelForm) -> str | None:
 def models() -> Response | tuple[str, int]:
     form = ModelForm()
     if form.validate_on_submit():
-        error = _save(form)
+        error = _save(form, create=True)
         if error is None:
             flash(f"Model {form.name.data} saved.", "success")
             return redirect(url_for("admin.models"))
@@ -73,7 +78,7 @@ def edit_model(model_id: int) -> Response | tuple[str, int]:
     form = ModelForm() if request.method == "POST" else ModelForm(data=_current(model))
     form.name.data = model.name  # the id integrations send never changes here
     if form.validate_on_submit():
-        error = _save(form)
+        error = _save(form, create=False)
         if error is None:
             flash(f"Model {model.name} updated.", "success")
             return redirect(url_for("admin.edit_model", model_id=model.id))

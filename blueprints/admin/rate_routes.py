@@ -9,7 +9,8 @@ from blueprints.admin import bp
 from blueprints.admin.forms import RateForm
 from blueprints.extensions import database, prices
 from blueprints.session import read_session
-from core import catalog, impact
+from core import catalog, impact, settings
+from core.errors import DomainError
 from core.models import RateChange
 from core.pricing import AmountError, parse_rate
 
@@ -32,8 +33,12 @@ def change_rate() -> Response | tuple[str, int]:
     form = RateForm()
     if not form.validate_on_submit():
         return _render(form, 400)
-    with database().write() as s:
-        change = catalog.set_rate(s, current_actor(), form.rate_value, form.reason.data)
+    try:
+        with database().write() as s:
+            change = catalog.set_rate(s, current_actor(), form.rate_value, form.reason.data)
+    except DomainError as exc:
+        form.credits_per_usd.errors.append(exc.message)
+        return _render(form, 400)
     old, new = change.old_credits_per_usd or 0, change.credits_per_usd
     flash(f"Rate changed: {old:,} → {new:,} credits per USD.", "success")
     return redirect(url_for("admin.rate"))
@@ -46,7 +51,10 @@ def rate_preview() -> str:
     raw = request.args.get("credits_per_usd", "").strip()
     try:
         new_rate = parse_rate(raw) if raw else book.credits_per_usd
+        settings.check_topups_fit(book.settings.topup_options_usd, new_rate)
     except AmountError as exc:
         return render_template("admin/_rate_preview.html", impact=None, error=str(exc))
+    except DomainError as exc:  # what saving would refuse, said while typing
+        return render_template("admin/_rate_preview.html", impact=None, error=exc.message)
     preview = impact.rate_impact(read_session(), book, new_rate)
     return render_template("admin/_rate_preview.html", impact=preview, error=None)

@@ -5,7 +5,7 @@ from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
-from blueprints.admin.forms import SettingsForm
+from blueprints.admin.forms import SettingsForm, field_named
 from blueprints.extensions import database, prices
 from blueprints.session import read_session
 from core import settings as settings_mod
@@ -34,8 +34,8 @@ def settings() -> Response | tuple[str, int]:
             if changes:
                 with database().write() as s:
                     settings_mod.update(s, current_actor(), form.reason.data, **changes)
-        except DomainError as exc:
-            form.reason.errors.append(exc.message)
+        except DomainError as exc:  # shown on the field it concerns, if it names one
+            field_named(form, exc.details.get("field"), form.reason).errors.append(exc.message)
         else:
             flash(f"Settings saved ({len(changes)} changed).", "success")
             return redirect(url_for("admin.settings"))

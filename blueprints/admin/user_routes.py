@@ -1,12 +1,15 @@
 """Users: search, balance and usage, credit adjustments, role and access, flags."""
 
+from collections.abc import Callable
+
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
-from blueprints.admin.forms import AccessForm, AdjustForm, ReasonForm
+from blueprints.admin.forms import AccessForm, AdjustForm, ReasonForm, field_named
 from blueprints.extensions import database
 from blueprints.session import read_session
 from core import accounts, ledger, usage
@@ -47,14 +50,15 @@ def user_detail(user_id: int) -> tuple[str, int]:
 
 
 def _act(
-    form_name: str, form: object, action, user_id: int, done: str
-) -> Response | tuple[str, int]:  # type: ignore[no-untyped-def]
+    form_name: str, form: FlaskForm, action: Callable[[], None], user_id: int, done: str
+) -> Response | tuple[str, int]:
     """Run ``action`` if the form is valid; re-render with errors otherwise."""
-    if form.validate_on_submit():  # type: ignore[attr-defined]
+    if form.validate_on_submit():
         try:
             action()
-        except DomainError as exc:
-            form.reason.errors.append(exc.message)  # type: ignore[attr-defined]
+        except DomainError as exc:  # on the field it concerns, if the form has it
+            reason = form["reason"]
+            field_named(form, exc.details.get("field"), reason).errors.append(exc.message)
         else:
             flash(done, "success")
             return redirect(url_for("admin.user_detail", user_id=user_id))

@@ -12,15 +12,32 @@ from blueprints.api.validation import (
     MAX_BATCH,
     MAX_ID_LENGTH,
     MAX_MODEL_LENGTH,
-    MAX_TOKENS,
+    OCCURRED_AT_PATTERN,
     TEXT_PATTERN,
 )
 from core.accounts import MAX_EMAIL_LENGTH
+from core.bounds import (
+    MAX_CREDITS,
+    MAX_EVENT_YEAR,
+    MAX_TOKENS,
+    MAX_TOKENS_PER_EVENT,
+    MIN_EVENT_YEAR,
+)
 
 DECIMAL = {"type": "string", "pattern": r"^-?\d+(\.\d{1,6})?$", "examples": ["4.5"]}
 
 _ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": TEXT_PATTERN}
-_TOKENS = {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS}
+_TOKENS = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": MAX_TOKENS,
+    "description": (
+        f"At most {MAX_TOKENS} (JSON's exact integer range; above it: 400). Input plus "
+        "output tokens above the admin's per-event cap (default 10,000,000, at most "
+        f"{MAX_TOKENS_PER_EVENT:,}) are refused with 422 limit_exceeded and stored as "
+        "a rejected event."
+    ),
+}
 
 USAGE_EVENT = {
     "type": "object",
@@ -45,8 +62,15 @@ USAGE_EVENT = {
         "output_tokens": _TOKENS,
         "conversation_id": {"anyOf": [_ID, {"type": "null"}]},
         "occurred_at": {
-            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
-            "description": "RFC 3339 with a time zone; defaults to the time received.",
+            "anyOf": [
+                {"type": "string", "format": "date-time", "pattern": OCCURRED_AT_PATTERN},
+                {"type": "null"},
+            ],
+            "description": (
+                "RFC 3339 with a time zone, in the years "
+                f"{MIN_EVENT_YEAR} to {MAX_EVENT_YEAR} as written; defaults to the time "
+                "received."
+            ),
         },
     },
     "examples": [
@@ -191,8 +215,9 @@ def openapi_document() -> dict[str, Any]:
                         "402": _error("Insufficient credits: stored as rejected, not charged."),
                         "409": _error("The event id was used before with a different payload."),
                         "422": _error(
-                            "Unknown or disabled model or user, or over a per-event cap: "
-                            "stored as rejected."
+                            "Unknown or disabled model or user, or over a per-event cap "
+                            "(limit_exceeded: tokens, or credits; the credits cap defaults "
+                            f"to 1,000,000 and is at most {MAX_CREDITS:,}): stored as rejected."
                         ),
                         **COMMON_ERRORS,
                     },

@@ -15,13 +15,17 @@ from decimal import Decimal
 from typing import Any
 
 from core.accounts import MAX_EMAIL_LENGTH
+from core.bounds import MAX_EVENT_YEAR, MAX_TOKENS, MIN_EVENT_YEAR
 from core.usage_debits import UsageReport
 
 MAX_ID_LENGTH = 200
 MAX_MODEL_LENGTH = 100
-# JSON's safe integer range; caps on tokens per event are the ledger's business.
-MAX_TOKENS = 2**53 - 1
+# MAX_TOKENS is JSON's exact integer range (core.bounds); a count within it but
+# above the admin's per-event cap is the ledger's business: 422, and stored.
 MAX_BATCH = 1000
+# The OpenAPI document publishes this pattern for occurred_at: the year as
+# written, MIN_EVENT_YEAR .. MAX_EVENT_YEAR (2000-2099).
+OCCURRED_AT_PATTERN = r"^20[0-9]{2}-"
 
 # Identifiers and names: at least one visible character, no control characters.
 # The OpenAPI document publishes this same pattern.
@@ -132,6 +136,11 @@ def _timestamp(data: dict[str, Any], errors: dict[str, str]) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         errors["occurred_at"] = "Must include a time zone (Z or an offset)."
+        return None
+    # Checked on the year as written, before converting: 0001-01-01T00:00+14:00
+    # has no UTC equivalent in Python's calendar.
+    if not MIN_EVENT_YEAR <= parsed.year <= MAX_EVENT_YEAR:
+        errors["occurred_at"] = f"Must be in the years {MIN_EVENT_YEAR} to {MAX_EVENT_YEAR}."
         return None
     return parsed.astimezone(UTC).replace(tzinfo=None)
 
