@@ -30,6 +30,12 @@ class UnknownUser(DomainError):
     code = "unknown_user"
 
 
+class PasswordHashingBusy(DomainError):
+    """Raised when a password check waited too long for a free hashing slot."""
+
+    code = "busy"
+
+
 class Conflict(DomainError):
     """The same idempotency key was used for a different payload."""
 
