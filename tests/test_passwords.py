@@ -7,6 +7,8 @@ under test, and call through to it.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -180,21 +182,34 @@ def test_no_password_is_hashed_while_the_writer_lock_is_held(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A hash inside a write transaction would stall every usage debit for its
-    whole duration. Each hash and verification probes the lock: another
-    connection that does not wait must still be able to begin a write."""
+    whole duration. Each hash and verification probes, without waiting,
+    whether a write could begin now."""
     db_file = app.config["DATABASE_URL"].removeprefix("sqlite:///")
     locked_during: list[str] = []
 
+    def writes_blocked() -> bool:
+        """Is a writer inside: our writer lock (flock) or SQLite's own taken?"""
+        fd = os.open(db_file + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also releases the probe's own lock
+        other = sqlite3.connect(db_file, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            other.close()
+        return False
+
     def probe(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def spy(self: PasswordHasher, *args: Any, **kw: Any) -> Any:
-            other = sqlite3.connect(db_file, timeout=0, isolation_level=None)
-            try:
-                other.execute("BEGIN IMMEDIATE")
-                other.execute("ROLLBACK")
-            except sqlite3.OperationalError:
+            if writes_blocked():
                 locked_during.append(name)
-            finally:
-                other.close()
             return original(self, *args, **kw)
 
         return spy
