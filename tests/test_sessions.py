@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_login.utils import encode_cookie
 
-from blueprints.extensions import database
+from blueprints.extensions import database, passwords
 from core import accounts, audit
 from core.audit import Actor
 from core.models import User
@@ -127,12 +127,13 @@ def test_wrong_current_password_changes_nothing(
 def test_cli_password_reset_ends_sessions(
     app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
 ) -> None:
-    factory.user("gil@example.com")
+    factory.admin("gil@example.com")
     auth.login("gil@example.com")
     with app.app_context(), database().write() as s:
-        accounts.ensure_admin(
-            s, "gil@example.com", NEW_PASSWORD, app.extensions["creditline.passwords"]
-        )
+        accounts.ensure_admin(s, "gil@example.com", None, passwords())  # already one
+    assert signed_in(client)
+    with app.app_context(), database().write() as s:
+        accounts.ensure_admin(s, "gil@example.com", NEW_PASSWORD, passwords())
     assert not signed_in(client)
 
 
