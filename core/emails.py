@@ -41,7 +41,7 @@ MAX_EMAIL_LENGTH = 254
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp", "Zs"})
 
 # Domain labels: letters and digits (any script) with inner hyphens, no empty label.
-_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+_LABEL = r"[^\W_](?:(?:[^\W_]|-)*[^\W_])?"
 _EMAIL = re.compile(rf"[^@\s]+@{_LABEL}(?:\.{_LABEL})+")
 
 
