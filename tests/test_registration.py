@@ -88,7 +88,7 @@ def test_compatibility_spellings_become_the_plain_address(
 
 @pytest.mark.parametrize(
     "look_alike",
-    ["ａｌｉｃｅ@example.com", "ALİCE@example.com".replace("İ", "I"), "alice@ｅｘａｍｐｌｅ.com"],
+    ["ａｌｉｃｅ@example.com", "ALICE@example.com", "alice@ｅｘａｍｐｌｅ.com"],
 )
 def test_a_look_alike_of_an_existing_address_is_that_address(
     app: Flask, auth: AuthActions, factory: Factory, look_alike: str
