@@ -86,7 +86,7 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        """ "<id>:<session generation>": a session of an older generation is over."""
+        """The session id, ``<id>:<session generation>`` (older generations are over)."""
         return f"{self.id}:{self.session_generation}"
 
 
