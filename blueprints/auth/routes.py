@@ -1,10 +1,11 @@
 """Sign-up, sign-in and sign-out pages.
 
 Sign-ups are limited per client IP (``REGISTER_RATE_LIMIT``, e.g. 5/hour):
-each costs an argon2 hash and an account. A submission counts once it has
-passed the form's own checks, just before the hash; an over-limit one gets
-the form back with status 429, ``Retry-After`` and a message, and nothing is
-created. Password checks that found the hashing queue full answer 503 with
+each costs an argon2 hash and an account. A submission counts once the form
+and the address are well-formed (fixing a typo is free); one for an address
+that already has an account counts too, so the form cannot test addresses
+in bulk. An over-limit one gets the form back with status 429,
+``Retry-After`` and a message, and nothing is created or hashed. Password checks that found the hashing queue full answer 503 with
 the form and a message (``core.passwords``).
 """
 
