@@ -29,7 +29,11 @@ def create_app(
         busy_timeout_ms=app.config["SQLITE_BUSY_TIMEOUT_MS"],
         schema=app.config["DATABASE_SCHEMA"],
     )
-    app.extensions["creditline.passwords"] = Passwords(app.config["PASSWORD_HASH_PROFILE"])
+    app.extensions["creditline.passwords"] = Passwords(
+        app.config["PASSWORD_HASH_PROFILE"],
+        concurrency=app.config["PASSWORD_HASH_CONCURRENCY"],
+        wait_seconds=app.config["PASSWORD_HASH_WAIT_SECONDS"],
+    )
     app.extensions["creditline.prices"] = PriceBookCache()
     app.extensions["creditline.closed_days"] = ClosedDays()
     app.extensions["creditline.stripe"] = StripeGateway(
@@ -85,26 +89,17 @@ def _init_extensions(app: Flask) -> None:
         security_headers,
         session,
     )
-    from blueprints.extensions import csrf, login_manager
+    from blueprints.auth import sessions as sign_in_sessions
+    from blueprints.extensions import csrf
 
     csrf.init_app(app)
     rate_limits.init_app(app)
     cookie_session.init_app(app)
-    login_manager.init_app(app)
-    login_manager.login_view = "auth.login"
-    login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    sign_in_sessions.init_app(app)
     session.init_app(app)
     errors.init_app(app)
     security_headers.init_app(app)
     input_guard.init_app(app)
-
-    @login_manager.user_loader
-    def _load_user(user_id: str) -> Any:
-        from core.models import User
-
-        user = session.read_session().get(User, int(user_id))
-        return user if user is not None and user.is_active else None
 
 
 def _register_blueprints(app: Flask) -> None:

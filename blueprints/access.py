@@ -14,7 +14,9 @@ __all__ = ["admin_required", "current_actor", "login_required", "require_admin"]
 
 
 def require_admin() -> Any:
-    """Anonymous -> login redirect; signed-in non-admin -> 403; admin -> None."""
+    """Anonymous -> the login manager's answer (a redirect to the login page,
+    or for htmx a client redirect: ``blueprints.auth.sessions``); signed-in
+    non-admin -> 403; admin -> None."""
     from blueprints.extensions import login_manager
 
     if not current_user.is_authenticated:

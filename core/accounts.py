@@ -1,34 +1,50 @@
-"""Users and their wallets: creation, authentication, roles."""
+"""Users and their wallets: creation, authentication, roles, sessions.
+
+Emails are canonicalised by ``core.emails`` (re-exported here: other modules
+import ``normalise_email`` from this one).
+
+Password hashes are computed outside write transactions (``register``,
+``authenticate``, ``change_password`` take the ``Database`` and open their own
+short transactions around the check): an argon2 hash takes a fifth of a
+second, and inside ``Database.write()`` it would hold the writer lock, and
+with it every usage debit, for all of that time. The write then re-checks
+what the hash was computed against (the stored hash is unchanged, the email
+still free). ``create_user`` still hashes in the caller's transaction, for
+the CLI, the demo seed and tests.
+
+Sessions: a user's ``session_generation`` is part of every sign-in session
+(``User.get_id``), and the user loader refuses a session of an older
+generation. ``end_sessions`` raises it, which ends every session of that user
+at once, on every device and including any "remember me" cookie. Sign-out
+does that (so a copied cookie replayed after sign-out is dead), a password
+change does it and signs the current session back in with the new
+generation, and so does any change of role or of the disabled flag (so
+re-enabling an account does not revive sessions from before). One integer
+on a row the loader reads anyway, rather than a table of session ids: no
+extra query or write per request, and nothing to clean up. The price is
+that signing out on one device signs out the others too, which for an
+account that spends money is the safer surprise.
+"""
 
 from __future__ import annotations
 
-import re
-
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.audit import Actor
 from core.clock import utcnow
+from core.db import Database
+from core.emails import MAX_EMAIL_LENGTH as MAX_EMAIL_LENGTH
+from core.emails import check_email
+from core.emails import normalise_email as normalise_email
 from core.errors import EmailTaken, UnknownUser, ValidationError
 from core.models import ROLES, User, Wallet
 from core.passwords import Passwords
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MAX_EMAIL_LENGTH = 254
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
-
-
-def normalise_email(email: str) -> str:
-    """Emails are compared case-insensitively; store them lower-cased."""
-    return email.strip().lower()
-
-
-def check_email(email: str) -> None:
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
-        raise ValidationError("Enter a valid email address.")
 
 
 def check_password_policy(password: str) -> None:
@@ -42,35 +58,79 @@ def find_user(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-def create_user(
-    session: Session, email: str, password: str, passwords: Passwords, role: str = "user"
-) -> User:
-    """Create a user and an empty wallet in the caller's transaction."""
-    if role not in ROLES:
-        raise ValidationError(f"Unknown role {role!r}.")
+def check_new_account(email: str, password: str) -> str:
+    """The canonical email for a new account, or ValidationError. No hashing."""
     check_password_policy(password)
     email = normalise_email(email)
     check_email(email)
+    return email
+
+
+def _taken(email: str) -> EmailTaken:
+    return EmailTaken("An account with this email already exists.", email=email)
+
+
+def _add_user(session: Session, email: str, password_hash: str, role: str) -> User:
     if find_user(session, email) is not None:
-        raise EmailTaken("An account with this email already exists.", email=email)
-    user = User(email=email, password_hash=passwords.hash(password), role=role)
+        raise _taken(email)
+    user = User(email=email, password_hash=password_hash, role=role)
     user.wallet = Wallet(balance_ucr=0)
     session.add(user)
     try:
         session.flush()
     except IntegrityError as exc:  # a concurrent registration won the race
-        raise EmailTaken("An account with this email already exists.", email=email) from exc
+        raise _taken(email) from exc
     return user
 
 
-def authenticate(session: Session, email: str, password: str, passwords: Passwords) -> User | None:
-    """The active user with these credentials, or None (same cost either way)."""
-    user = find_user(session, email)
-    ok = passwords.verify(user.password_hash if user else None, password)
-    if not ok or user is None or user.is_disabled:
+def create_user(
+    session: Session, email: str, password: str, passwords: Passwords, role: str = "user"
+) -> User:
+    """Create a user and an empty wallet in the caller's transaction (hashing
+    in it: for the CLI and the demo seed; the sign-up page uses ``register``)."""
+    if role not in ROLES:
+        raise ValidationError(f"Unknown role {role!r}.")
+    email = check_new_account(email, password)
+    if find_user(session, email) is not None:
+        raise _taken(email)
+    return _add_user(session, email, passwords.hash(password), role)
+
+
+def register(db: Database, email: str, password: str, passwords: Passwords) -> User:
+    """Sign-up: a new user with an empty wallet, hashed outside any transaction."""
+    email = check_new_account(email, password)
+    with db.read_session() as s:
+        if find_user(s, email) is not None:
+            raise _taken(email)
+    password_hash = passwords.hash(password)
+    with db.write() as s:
+        return _add_user(s, email, password_hash, "user")
+
+
+def authenticate(db: Database, email: str, password: str, passwords: Passwords) -> User | None:
+    """The active user with these credentials, or None (same cost either way:
+    an unknown email is checked against a dummy hash)."""
+    with db.read_session() as s:
+        found = find_user(s, email)
+        user_id, stored = (found.id, found.password_hash) if found else (None, None)
+    if not passwords.verify(stored, password) or user_id is None:
         return None
-    user.last_login_at = utcnow()
+    with db.write() as s:
+        user = s.get(User, user_id)
+        # Disabled, or the password changed while we were hashing: no.
+        if user is None or user.is_disabled or user.password_hash != stored:
+            return None
+        user.last_login_at = utcnow()
     return user
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """End every sign-in session of this user (see the module docstring)."""
+    session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(session_generation=User.session_generation + 1)
+    )
 
 
 def ensure_admin(
@@ -83,7 +143,7 @@ def ensure_admin(
         if not password:
             raise ValidationError("A password is required to create a new admin.")
         return create_user(session, email, password, passwords, role="admin"), True
-    user.role = "admin"
+    _set_role_and_disabled(session, user, "admin", user.is_disabled)
     if password:
         set_password(session, user, password, passwords)
     return user, False
@@ -95,23 +155,48 @@ def set_role(session: Session, email: str, role: str) -> User:
     user = find_user(session, email)
     if user is None:
         raise UnknownUser(f"No user with email {email!r}.", email=email)
-    user.role = role
+    _set_role_and_disabled(session, user, role, user.is_disabled)
     return user
 
 
+def _set_role_and_disabled(session: Session, user: User, role: str, disabled: bool) -> bool:
+    """Change what a user may do; a change ends their sessions. Changed?"""
+    if (user.role, user.is_disabled) == (role, disabled):
+        return False
+    user.role, user.is_disabled = role, disabled
+    end_sessions(session, user.id)
+    return True
+
+
 def set_password(session: Session, user: User, password: str, passwords: Passwords) -> None:
+    """Set a new password (the CLI's reset) and end every session of the user."""
     check_password_policy(password)
     user.password_hash = passwords.hash(password)
+    end_sessions(session, user.id)
 
 
 def change_password(
-    session: Session, user_id: int, current: str, new: str, passwords: Passwords
-) -> None:
-    """Change a password after checking the current one."""
-    user = session.get(User, user_id)
-    if user is None or not passwords.verify(user.password_hash, current):
+    db: Database, user_id: int, current: str, new: str, passwords: Passwords
+) -> User:
+    """Change a password after checking the current one; every session of the
+    user ends. Returns the user with the new session generation, for the
+    caller to sign its own session back in."""
+    check_password_policy(new)
+    with db.read_session() as s:
+        found = s.get(User, user_id)
+        stored = found.password_hash if found else None
+    if not passwords.verify(stored, current):
         raise ValidationError("The current password is wrong.", field="current")
-    set_password(session, user, new, passwords)
+    new_hash = passwords.hash(new)
+    with db.write() as s:
+        user = s.get(User, user_id)
+        if user is None or user.password_hash != stored:
+            raise ValidationError(
+                "The password was changed meanwhile. Please try again.", field="current"
+            )
+        user.password_hash = new_hash
+        end_sessions(s, user.id)
+    return user
 
 
 def set_low_balance_threshold(session: Session, user_id: int, threshold_ucr: int | None) -> None:
@@ -138,9 +223,8 @@ def set_access(
     if user.id == actor.user_id and (role != "admin" or disabled):
         raise ValidationError("You cannot demote or disable your own account.")
     before = {"role": user.role, "disabled": user.is_disabled}
-    user.role, user.is_disabled = role, disabled
     after = {"role": role, "disabled": disabled}
-    if before != after:
+    if _set_role_and_disabled(session, user, role, disabled):
         audit.record(
             session,
             actor,

@@ -26,10 +26,13 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_RATE_LIMIT_IP": "20/minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5/minute",
+    "REGISTER_RATE_LIMIT": "5/hour",  # new accounts per client IP
     "API_RATE_LIMIT": "6000/minute",  # per integration key
     "PREFERRED_URL_SCHEME": "http",
     "TRUSTED_PROXIES": 0,  # number of reverse proxies to trust for X-Forwarded-*
     "PASSWORD_HASH_PROFILE": "default",  # "fast" only for the test suite
+    "PASSWORD_HASH_CONCURRENCY": 1,  # argon2 hashes at once per process (each uses 4 lanes)
+    "PASSWORD_HASH_WAIT_SECONDS": 10,  # queued longer than this: "busy, try again"
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": None,  # None -> True when PREFERRED_URL_SCHEME is https
@@ -53,6 +56,8 @@ ENV_KEYS: dict[str, type] = {
     "STRIPE_API_BASE": str,
     "RATELIMIT_STORAGE_URI": str,
     "API_RATE_LIMIT": str,
+    "REGISTER_RATE_LIMIT": str,
+    "PASSWORD_HASH_CONCURRENCY": int,
     "PREFERRED_URL_SCHEME": str,
     "TRUSTED_PROXIES": int,
 }

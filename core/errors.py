@@ -42,6 +42,12 @@ class BalanceLimit(DomainError):
     code = "limit_exceeded"
 
 
+class PasswordHashingBusy(DomainError):
+    """Raised when a password check waited too long for a free hashing slot."""
+
+    code = "busy"
+
+
 class Conflict(DomainError):
     """The same idempotency key was used for a different payload."""
 

@@ -62,6 +62,9 @@ class User(Base):
     low_balance_threshold_ucr: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Part of every sign-in session's identity (``get_id``); raising it ends
+    # all of the user's sessions (``core.accounts.end_sessions``).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     wallet: Mapped[Wallet] = relationship(back_populates="user", uselist=False)
 
@@ -83,7 +86,8 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """The session id, ``<id>:<session generation>`` (older generations are over)."""
+        return f"{self.id}:{self.session_generation}"
 
 
 class Wallet(Base):

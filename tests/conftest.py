@@ -124,6 +124,11 @@ class AuthActions:
         token = csrf_token(self.client, "/auth/logout")
         return self.client.post("/auth/logout", data={"csrf_token": token})
 
+    def change_password(self, current: str, new: str) -> Any:
+        token = csrf_token(self.client, "/settings")
+        data = {"current": current, "new": new, "confirm": new, "csrf_token": token}
+        return self.client.post("/settings/password", data=data)
+
 
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:

@@ -1,15 +1,20 @@
-"""The user's own settings: low-balance threshold and password."""
+"""The user's own settings: low-balance threshold and password.
+
+Changing the password ends every session of the user (another device, a
+stolen cookie) and signs this one back in with the new session generation.
+"""
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from blueprints.access import login_required
+from blueprints.auth.sessions import start_session
 from blueprints.extensions import database, passwords
 from blueprints.main import bp
 from blueprints.main.forms import PasswordForm, ThresholdForm
 from core import accounts
-from core.errors import DomainError
+from core.errors import DomainError, PasswordHashingBusy
 
 
 def _render(threshold_form: ThresholdForm, password_form: PasswordForm, status: int = 200):
@@ -41,15 +46,17 @@ def save_threshold() -> Response | tuple[str, int]:
 @login_required
 def change_password() -> Response | tuple[str, int]:
     form = PasswordForm()
+    status = 400
     if form.validate_on_submit():
         try:
-            with database().write() as s:
-                accounts.change_password(
-                    s, current_user.id, form.current.data, form.new.data, passwords()
-                )
+            user = accounts.change_password(
+                database(), current_user.id, form.current.data, form.new.data, passwords()
+            )
         except DomainError as exc:
             form.current.errors.append(exc.message)
+            status = 503 if isinstance(exc, PasswordHashingBusy) else 400
         else:
-            flash("Password changed.", "success")
+            start_session(user)
+            flash("Password changed. You were signed out everywhere else.", "success")
             return redirect(url_for("main.settings"))
-    return _render(ThresholdForm(formdata=None), form, 400)
+    return _render(ThresholdForm(formdata=None), form, status)
