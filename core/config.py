@@ -23,7 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_API_BASE": None,
     "STRIPE_HTTP_CLIENT": None,  # a stripe.HTTPClient; tests inject one
     "STRIPE_CHECKOUT_ORIGIN": "https://checkout.stripe.com",  # allowed by CSP form-action
-    "RATELIMIT_STORAGE_URI": "memory://",
+    # None -> sqlite:///instance/ratelimits.sqlite, shared by the workers of
+    # one machine; redis://… across servers; memory:// counts per process.
+    "RATELIMIT_STORAGE_URI": None,
+    "RATELIMIT_KEY_PREFIX": "",  # several apps on one Redis
     "LOGIN_RATE_LIMIT_IP": "20/minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5/minute",
     "API_RATE_LIMIT": "6000/minute",  # per integration key
@@ -52,6 +55,7 @@ ENV_KEYS: dict[str, type] = {
     "STRIPE_WEBHOOK_SECRET": str,
     "STRIPE_API_BASE": str,
     "RATELIMIT_STORAGE_URI": str,
+    "RATELIMIT_KEY_PREFIX": str,
     "API_RATE_LIMIT": str,
     "PREFERRED_URL_SCHEME": str,
     "TRUSTED_PROXIES": int,
@@ -70,6 +74,11 @@ def from_environment(environ: os._Environ[str] | dict[str, str]) -> dict[str, An
 
 def default_database_url(instance_path: str) -> str:
     return "sqlite:///" + str(Path(instance_path) / "creditline.db")
+
+
+def default_ratelimit_storage_uri(instance_path: str) -> str:
+    """The rate-limit counters' file, beside the instance's other files."""
+    return "sqlite:///" + str(Path(instance_path) / "ratelimits.sqlite")
 
 
 def load_or_create_secret_key(instance_path: str) -> str:
