@@ -77,6 +77,7 @@ class Gunicorn:
             f"127.0.0.1:{self.port}",
             "--graceful-timeout",
             "1",
+            "--no-control-socket",  # one per user by default: tests run several servers
             "--access-logfile",
             str(self.access_log),
             "--access-logformat",
