@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,  # token lives as long as the session
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "BALANCE_POLL_SECONDS": 5,  # how often open pages refresh the balance
+    "CSV_EXPORT_MAX_ROWS": 1_000_000,  # a larger usage export is refused: narrow the dates
 }
 
 # Variables read from the environment, with the type to coerce them to.
@@ -59,6 +60,7 @@ ENV_KEYS: dict[str, type] = {
     "API_RATE_LIMIT": str,
     "PREFERRED_URL_SCHEME": str,
     "TRUSTED_PROXIES": int,
+    "CSV_EXPORT_MAX_ROWS": int,
 }
 
 
