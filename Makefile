@@ -18,10 +18,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 ## Migrate, seed demo data on an empty database, serve on http://127.0.0.1:5000
+## (gunicorn, threaded workers: deploy/gunicorn.conf.py)
 run: $(VENV)/.runtime
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
-	$(VENV)/bin/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - 'app:create_app()'
+	$(VENV)/bin/gunicorn -c deploy/gunicorn.conf.py --bind $(HOST):$(PORT) 'app:create_app()'
 
 ## Lint, then the whole test suite (SQLite; set DATABASE_URL for PostgreSQL)
 test: $(VENV)/.dev

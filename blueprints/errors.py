@@ -1,9 +1,20 @@
-"""Error responses: the spec's JSON error shape under /api/, HTML pages elsewhere."""
+"""Error responses: the spec's JSON error shape under /api/, HTML pages elsewhere.
+
+A request that fails because the database is unreachable or unable to serve
+(connection refused or lost, pool exhausted, SQLite unable to open or lock
+its file) answers ``503`` with ``Retry-After``: on the API
+``{"error": {"code": "unavailable", …}}``, elsewhere a short page that does
+not touch the database. A 503 means the request's transaction did not
+commit, except when the connection is lost during the COMMIT itself, where
+nobody can tell; a retried usage report is then answered as the duplicate of
+the charged event, so retrying a 503 is always safe.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 # HTTP status -> the API's error code (spec §3).
@@ -19,7 +30,9 @@ API_CODES = {
     415: "invalid_request",
     422: "invalid_request",
     429: "rate_limited",
+    503: "unavailable",
 }
+RETRY_UNAVAILABLE_SECONDS = 2
 
 
 def api_error(status: int, message: str, code: str | None = None, **details: object) -> Response:
@@ -54,7 +67,35 @@ def _handle_http(exc: HTTPException) -> Response | tuple[str, int]:
     return response
 
 
+def _database_unavailable(exc: Exception) -> Response:
+    current_app.logger.error("database unavailable: %s", exc, exc_info=exc)
+    message = "The service is briefly unavailable. Please try again in a few seconds."
+    if is_api_path(request.path):
+        response = api_error(503, message)
+    else:
+        # Rendered without the context processors: they would ask the database
+        # for the signed-in user and the balance.
+        page = current_app.jinja_env.get_template("errors/unavailable.html")
+        response = Response(page.render(message=message), status=503, mimetype="text/html")
+    response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_SECONDS)
+    return response
+
+
+def unavailable_errors(app: Flask) -> tuple[type[Exception], ...]:
+    """What a database that cannot serve raises, through SQLAlchemy or the raw cursors."""
+    dbapi = app.extensions["creditline.db"].engine.dialect.loaded_dbapi
+    return (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,  # no pooled connection free in time
+        dbapi.OperationalError,
+        dbapi.InterfaceError,
+    )
+
+
 def init_app(app: Flask) -> None:
+    for error in unavailable_errors(app):
+        app.register_error_handler(error, _database_unavailable)
     # InternalServerError is an HTTPException too: Flask wraps unhandled errors
     # in it (after logging them), and under TESTING re-raises them instead so
     # the test suite sees the real traceback.

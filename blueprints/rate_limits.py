@@ -1,11 +1,21 @@
 """Rate limits: per integration key on the API, per IP and per email at login.
 
-Fixed windows counted in ``RATELIMIT_STORAGE_URI`` (``memory://`` per process,
-or Redis so several servers share one allowance, through the ``limits``
-library that Flask-Limiter is built on). Flask-Limiter itself was dropped: its
-per-request machinery ran on every request, limited or not, and cost more
-than a whole usage debit (``docs/PERFORMANCE.md``). Here a limited request
-costs one counter increment per limit, and other requests cost nothing.
+Fixed windows counted in ``RATELIMIT_STORAGE_URI``:
+
+* ``sqlite:///<path>`` (the default, ``instance/ratelimits.sqlite``): a small
+  SQLite file that every process on the machine counts in
+  (``core.rate_counters``), so a limit holds across all the workers of one
+  server, whatever the application database is;
+* ``redis://…``: Redis, through the ``limits`` library, so several servers
+  share one allowance;
+* ``memory://``: counters in each process. Each worker then has its own
+  allowance (two workers let twice the limit through): for a single-process
+  server or tests only.
+
+Flask-Limiter itself was dropped: its per-request machinery ran on every
+request, limited or not, and cost more than a whole usage debit
+(``docs/PERFORMANCE.md``). Here a limited request costs one counter increment
+per limit (one statement or round trip), and other requests cost nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from limits.storage import Storage, storage_from_string
 from werkzeug.exceptions import TooManyRequests
 
 from core.accounts import normalise_email
+from core.config import default_ratelimit_storage_uri
+from core.rate_counters import FileCounters
 
 
 @dataclass(frozen=True)
@@ -34,7 +46,8 @@ class Verdict:
 
 
 class _ProcessCounters:
-    """Fixed-window counters in this process (``memory://``).
+    """Fixed-window counters in this process (``memory://``), for tests and
+    single-process servers: each worker of a multi-process server counts apart.
 
     Same interface as the ``limits`` storages we use (``incr``,
     ``get_expiry``). Not ``limits``' own MemoryStorage: that one re-arms a
@@ -69,13 +82,24 @@ def _item(limit: str) -> RateLimitItem:
     return parse(limit)  # "20/minute", "6000 per minute", ...
 
 
+SQLITE_SCHEME = "sqlite:///"
+
+
+def open_storage(uri: str) -> Storage | _ProcessCounters | FileCounters:
+    """The counters ``uri`` names: ``memory://``, ``sqlite:///<path>``, or any
+    storage of the ``limits`` library (``redis://…``)."""
+    if uri == "memory://":
+        return _ProcessCounters()
+    if uri.startswith(SQLITE_SCHEME):
+        return FileCounters(uri[len(SQLITE_SCHEME) :])
+    return storage_from_string(uri)
+
+
 class RateLimits:
     """One per app: counters in one storage, under one key prefix."""
 
     def __init__(self, storage_uri: str, prefix: str = "") -> None:
-        self.storage: Storage | _ProcessCounters = (
-            _ProcessCounters() if storage_uri == "memory://" else storage_from_string(storage_uri)
-        )
+        self.storage = open_storage(storage_uri)
         self.prefix = prefix or "creditline"
 
     @classmethod
@@ -123,4 +147,6 @@ def login_limited(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def init_app(app: Flask) -> None:
+    if not app.config["RATELIMIT_STORAGE_URI"]:
+        app.config["RATELIMIT_STORAGE_URI"] = default_ratelimit_storage_uri(app.instance_path)
     app.extensions["creditline.rate_limits"] = RateLimits.for_app(app)

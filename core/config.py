@@ -23,7 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_API_BASE": None,
     "STRIPE_HTTP_CLIENT": None,  # a stripe.HTTPClient; tests inject one
     "STRIPE_CHECKOUT_ORIGIN": "https://checkout.stripe.com",  # allowed by CSP form-action
-    "RATELIMIT_STORAGE_URI": "memory://",
+    # None -> sqlite:///instance/ratelimits.sqlite, shared by the workers of
+    # one machine; redis://… across servers; memory:// counts per process.
+    "RATELIMIT_STORAGE_URI": None,
+    "RATELIMIT_KEY_PREFIX": "",  # several apps on one Redis
     "LOGIN_RATE_LIMIT_IP": "20/minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5/minute",
     "REGISTER_RATE_LIMIT": "5/hour",  # new accounts per client IP
@@ -43,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,  # token lives as long as the session
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "BALANCE_POLL_SECONDS": 5,  # how often open pages refresh the balance
+    "CSV_EXPORT_MAX_ROWS": 1_000_000,  # a larger usage export is refused: narrow the dates
 }
 
 # Variables read from the environment, with the type to coerce them to.
@@ -55,11 +59,13 @@ ENV_KEYS: dict[str, type] = {
     "STRIPE_WEBHOOK_SECRET": str,
     "STRIPE_API_BASE": str,
     "RATELIMIT_STORAGE_URI": str,
+    "RATELIMIT_KEY_PREFIX": str,
     "API_RATE_LIMIT": str,
     "REGISTER_RATE_LIMIT": str,
     "PASSWORD_HASH_CONCURRENCY": int,
     "PREFERRED_URL_SCHEME": str,
     "TRUSTED_PROXIES": int,
+    "CSV_EXPORT_MAX_ROWS": int,
 }
 
 
@@ -75,6 +81,11 @@ def from_environment(environ: os._Environ[str] | dict[str, str]) -> dict[str, An
 
 def default_database_url(instance_path: str) -> str:
     return "sqlite:///" + str(Path(instance_path) / "creditline.db")
+
+
+def default_ratelimit_storage_uri(instance_path: str) -> str:
+    """The rate-limit counters' file, beside the instance's other files."""
+    return "sqlite:///" + str(Path(instance_path) / "ratelimits.sqlite")
 
 
 def load_or_create_secret_key(instance_path: str) -> str:

@@ -60,10 +60,13 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
-        if schema and not self.is_sqlite:
-            # One schema per test run; the app sees it as its default schema.
-            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
         if not self.is_sqlite:
+            # Named in pg_stat_activity: "creditline", plus the schema if any.
+            connect_args = {"application_name": " ".join(filter(None, ["creditline", schema]))}
+            if schema:
+                # One schema per test run; the app sees it as its default schema.
+                connect_args["options"] = f"-csearch_path={schema}"
+            kwargs["connect_args"] = connect_args
             kwargs["pool_size"] = pool_size
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
@@ -72,7 +75,9 @@ class Database:
             _configure_sqlite(self.engine, sqlite_synchronous, busy_timeout_ms)
             path = self.engine.url.database
             if path and path != ":memory:":
-                self._writer_lock = WriterLock(path + ".writelock")
+                self._writer_lock = _DatabaseWriterLock(
+                    path + ".writelock", self.engine.dialect.loaded_dbapi.OperationalError
+                )
         # The driver's own IntegrityError, for code that runs on raw cursors.
         self.dbapi_integrity_error: type[Exception] = (
             self.engine.dialect.loaded_dbapi.IntegrityError
@@ -81,7 +86,7 @@ class Database:
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         self._after_write: list[Callable[[], None]] = []
-        self._idle: list[tuple[Any, RawCursor]] = []  # see _raw()
+        self._idle: list[RawCursor] = []  # see _raw()
         self._idle_lock = threading.Lock()
         self._max_idle = pool_size
 
@@ -119,55 +124,77 @@ class Database:
         Same rules as ``write()``: SQLite begins IMMEDIATE, everything commits
         together or rolls back on any error, listeners hear of the commit.
         """
-        with self._writers(), self._raw() as (connection, cursor):
+        with self._writers(), self._raw() as cursor:
             if self.is_sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
             yield cursor
-            connection.commit()
+            cursor.connection.commit()
         self._notify()
 
     @contextmanager
     def raw_read(self) -> Iterator[RawCursor]:
         """A plain DBAPI cursor for a read or two outside any session."""
-        with self._raw() as (connection, cursor):
+        with self._raw() as cursor:
             yield cursor
             if not self.is_sqlite:  # psycopg opened a transaction; end it
-                connection.rollback()
+                cursor.connection.rollback()
 
     @contextmanager
-    def _raw(self) -> Iterator[tuple[Any, RawCursor]]:
-        """A DBAPI connection and cursor for the raw paths, from a small stack
+    def _raw(self) -> Iterator[RawCursor]:
+        """A cursor on a DBAPI connection for the raw paths, from a small stack
         of our own rather than the pool: a pool checkout and check-in (with
         its reset rollback) cost as much as the hot path's statements. The
         connections come from the engine, so its ``connect`` listeners have
         configured them. On error the transaction is rolled back; a connection
-        that cannot even roll back (the server went away) is closed."""
+        that cannot even roll back (the server went away) is closed.
+
+        Unlike the pool (``pool_pre_ping``), the stack does not ping: a
+        PostgreSQL connection taken from it is checked by its first statement
+        instead, at no cost when it is alive (``_replace_dead``)."""
         with self._idle_lock:
-            pair = self._idle.pop() if self._idle else None
-        if pair is None:
-            fairy = self.engine.raw_connection()
-            fairy.detach()  # ours now; the pool no longer counts it
-            pair = (fairy, RawCursor(fairy.cursor(), self.is_sqlite))
-        connection = pair[0]
+            cursor = self._idle.pop() if self._idle else None
+        if cursor is None:
+            cursor = RawCursor(None, self.is_sqlite)
+            cursor.rebind(self._connect())
+        elif not self.is_sqlite:
+            cursor.first_failed = self._replace_dead
         try:
-            yield pair
+            yield cursor
         except BaseException:
             try:
-                connection.rollback()
+                cursor.connection.rollback()
             except Exception:
                 with contextlib.suppress(Exception):  # it is already broken
-                    connection.close()
+                    cursor.connection.close()
                 raise
-            self._give_back(pair)
+            self._give_back(cursor)
             raise
-        self._give_back(pair)
+        self._give_back(cursor)
 
-    def _give_back(self, pair: tuple[Any, RawCursor]) -> None:
+    def _connect(self) -> Any:
+        fairy = self.engine.raw_connection()
+        fairy.detach()  # ours now; the pool no longer counts it
+        return fairy
+
+    def _replace_dead(self, cursor: RawCursor, exc: Exception) -> bool:
+        """After the first statement on a reused connection failed: was it
+        because the connection is dead? Then move ``cursor`` to a fresh one
+        (the statement is run again there) and say so."""
+        connection = cursor.connection
+        if not self.engine.dialect.is_disconnect(exc, connection.dbapi_connection, None):
+            return False
+        with contextlib.suppress(Exception):
+            connection.close()
+        cursor.rebind(self._connect())
+        return True
+
+    def _give_back(self, cursor: RawCursor) -> None:
+        cursor.first_failed = None
         with self._idle_lock:
             if len(self._idle) < self._max_idle:
-                self._idle.append(pair)
+                self._idle.append(cursor)
                 return
-        pair[0].close()
+        cursor.connection.close()
 
     def write_engine_connect(self) -> Connection:
         """A raw connection whose transactions begin IMMEDIATE (migrations)."""
@@ -175,12 +202,29 @@ class Database:
 
     def dispose(self) -> None:
         with self._idle_lock:
-            for connection, _ in self._idle:
-                connection.close()
+            for cursor in self._idle:
+                cursor.connection.close()
             self._idle.clear()
         if self._writer_lock:
             self._writer_lock.close()
         self.engine.dispose()
+
+
+class _DatabaseWriterLock(WriterLock):
+    """``core.writer_lock`` for one database file. A lock file that cannot be
+    opened (its folder gone, a read-only disk) means the database cannot be
+    written: reported as the driver's OperationalError, like SQLite's own
+    "unable to open database file", so the web layer answers 503."""
+
+    def __init__(self, path: str, error: type[Exception]) -> None:
+        super().__init__(path)
+        self._error = error
+
+    def _file(self) -> int:
+        try:
+            return super()._file()
+        except OSError as exc:
+            raise self._error(f"unable to open the write lock {self.path}: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:

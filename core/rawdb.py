@@ -11,13 +11,20 @@ Two drivers are supported: sqlite3 (``:name`` is native) and psycopg
 (translated once per statement text to ``%(name)s``). Values cross the
 boundary through ``db_value`` so a datetime is stored exactly as SQLAlchemy
 would store it (SQLite keeps timestamps as text).
+
+A cursor lent on a connection that sat idle may find that connection dead
+(the server restarted, the backend was terminated). Its owner can set
+``first_failed``: when the transaction's first statement fails, that hook
+decides whether the connection is gone and, if so, puts the cursor on a fresh
+connection, and the statement runs once more. Nothing ran before it in the
+transaction, so nothing is lost or done twice.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -37,10 +44,27 @@ class RawCursor:
     whose text is constant (so the translation cache stays small).
     """
 
-    def __init__(self, cursor: Any, is_sqlite: bool) -> None:
+    def __init__(self, cursor: Any, is_sqlite: bool, connection: Any = None) -> None:
         self._cursor = cursor
+        self.connection = connection  # the DBAPI connection, when lent by Database
         self.is_sqlite = is_sqlite
         self._translated: dict[str, str] = _SQL_CACHE[is_sqlite]
+        # Set until the first statement has run; see the module docstring.
+        self.first_failed: Callable[[RawCursor, Exception], bool] | None = None
+
+    def rebind(self, connection: Any) -> None:
+        """Carry on on ``connection`` (a fresh one replacing a dead one)."""
+        self.connection = connection
+        self._cursor = connection.cursor()
+
+    def _first(self, run: Callable[[], None]) -> None:
+        hook, self.first_failed = self.first_failed, None
+        try:
+            run()
+        except Exception as exc:
+            if hook is None or not hook(self, exc):
+                raise
+            run()
 
     @classmethod
     def of_session(cls, session: Session) -> RawCursor:
@@ -56,11 +80,16 @@ class RawCursor:
         return text
 
     def execute(self, sql: str, params: Params | None = None) -> RawCursor:
+        if self.first_failed is not None:
+            self._first(lambda: self._cursor.execute(self._sql(sql), params or {}))
+            return self
         self._cursor.execute(self._sql(sql), params or {})
         return self
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        if len(rows) == 1:  # psycopg pipelines executemany: worth it for many rows only
+        if self.first_failed is not None and rows:
+            self._first(lambda: self.executemany(sql, rows))
+        elif len(rows) == 1:  # psycopg pipelines executemany: worth it for many rows only
             self._cursor.execute(self._sql(sql), rows[0])
         elif rows:
             self._cursor.executemany(self._sql(sql), rows)

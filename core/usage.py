@@ -104,6 +104,14 @@ def history_stream(
             return
 
 
+def count_history(session: Session, user_id: int, filters: Filters, at_most: int) -> int:
+    """How many events match, counting no further than ``at_most``."""
+    matching = (
+        _history_query(user_id, filters).with_only_columns(UsageEvent.id).limit(at_most).subquery()
+    )
+    return session.scalar(select(func.count()).select_from(matching)) or 0
+
+
 def models_used(session: Session, user_id: int) -> list[str]:
     """Model names in the user's rollups, for the filter dropdown."""
     return list(

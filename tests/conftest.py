@@ -35,16 +35,18 @@ PASSWORD = "correct horse battery"
 @contextmanager
 def fresh_database(directory: Path) -> Iterator[dict[str, Any]]:
     """Config keys for a new empty database: a SQLite file in ``directory``, or
-    a new schema in the PostgreSQL database of ``DATABASE_URL`` (dropped after)."""
+    a new schema in the PostgreSQL database of ``DATABASE_URL`` (dropped after).
+    The rate-limit counters get their own file in ``directory`` too."""
+    counters = {"RATELIMIT_STORAGE_URI": f"sqlite:///{directory / 'ratelimits.sqlite'}"}
     if not USING_PG:
-        yield {"DATABASE_URL": f"sqlite:///{directory / 'creditline.db'}"}
+        yield {"DATABASE_URL": f"sqlite:///{directory / 'creditline.db'}", **counters}
         return
     schema = "t_" + uuid.uuid4().hex[:16]
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield {"DATABASE_URL": PG_URL, "DATABASE_SCHEMA": schema}
+        yield {"DATABASE_URL": PG_URL, "DATABASE_SCHEMA": schema, **counters}
     finally:
         with admin.connect() as conn:
             # A connection left open in a transaction would make this wait

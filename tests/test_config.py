@@ -21,7 +21,8 @@ def test_defaults_without_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     app = _app(tmp_path)
     assert app.config["DATABASE_URL"] == f"sqlite:///{tmp_path / 'instance' / 'creditline.db'}"
     assert app.config["SQLITE_SYNCHRONOUS"] == "FULL"
-    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    counters = tmp_path / "instance" / "ratelimits.sqlite"
+    assert app.config["RATELIMIT_STORAGE_URI"] == f"sqlite:///{counters}"
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     assert app.config["SESSION_COOKIE_SECURE"] is False
 

@@ -1,4 +1,5 @@
-"""Load and crash tests over real HTTP against gunicorn (2 workers) on 127.0.0.1.
+"""Load and crash tests over real HTTP against gunicorn on 127.0.0.1: the
+committed configuration (threaded workers), 2 workers.
 
 4 client processes send single and batch usage events, 10 % of them re-sending
 an id another client owns, to a wallet funded for exactly FUNDED events. The
@@ -18,14 +19,10 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -33,74 +30,15 @@ from sqlalchemy import func, select, text
 
 from core.models import UsageEvent
 from tests.conftest import USING_PG, Billing, make_test_app
+from tests.gunicorn_server import Gunicorn
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 4
 SENDS_PER_CLIENT = 300  # events per client, singles and batches of 20
 FUNDED = 800
 COST = 4_500_000  # 1,000 in + 500 out of gpt-4o-mini at 10,000 credits/USD
 ACKNOWLEDGED = {200, 201, 402}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    def __init__(self, config: dict[str, Any], port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {
-            **os.environ,
-            "SECRET_KEY": "load-test",
-            "DATABASE_URL": config["DATABASE_URL"],
-            "API_RATE_LIMIT": "1000000/minute",
-        }
-        if config.get("DATABASE_SCHEMA"):
-            self.env["DATABASE_SCHEMA"] = config["DATABASE_SCHEMA"]
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--graceful-timeout",
-            "1",
-            "app:create_app()",
-        ]
-        log = open(ROOT / "test-artifacts" / f"gunicorn-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:  # e.g. the port was still taken
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}")
-            try:
-                requests.get(self.url + "/api/v1/openapi.json", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start")
-
-    def worker_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)  # type: ignore[union-attr]
-        return [int(p) for p in out.stdout.split()]
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def plan(client: int) -> list[list[str]]:
@@ -182,12 +120,12 @@ def killer(server: Gunicorn, stop: threading.Event, kills: Counter) -> None:
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["load", "crash"])
-def test_exactly_once_under_load_and_crashes(db_config, crash: bool) -> None:
+def test_exactly_once_under_load_and_crashes(db_config, tmp_path: Path, crash: bool) -> None:
     app = make_test_app(db_config)
     billing = Billing(app)
     billing.user("load@example.com", FUNDED * COST)
     key = billing.api_key("load")
-    server = Gunicorn(db_config, _free_port())
+    server = Gunicorn(db_config, tmp_path)
     server.start()
     stop, kills = threading.Event(), Counter()
     chaos = threading.Thread(target=killer, args=(server, stop, kills), daemon=True)

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from blueprints.access import login_required
 from blueprints.extensions import database, prices
 from blueprints.main import bp
-from blueprints.main.csv_export import usage_csv_lines
+from blueprints.main.csv_export import ExportTooLarge, open_usage_export
 from blueprints.main.filters import parse_cursor, parse_filters
 from blueprints.session import read_session
 from core import notifications, usage
@@ -70,6 +70,10 @@ def balance_partial() -> str:
 @login_required
 def usage_history() -> tuple[str, int]:
     filters, errors = parse_filters(request.args)
+    return _usage_page(filters, errors)
+
+
+def _usage_page(filters: usage.Filters, errors: list[str]) -> tuple[str, int]:
     rows, next_cursor = usage.history_page(
         read_session(), current_user.id, filters, parse_cursor(request.args)
     )
@@ -86,10 +90,17 @@ def usage_history() -> tuple[str, int]:
 
 @bp.get("/usage.csv")
 @login_required
-def usage_export() -> Response:
+def usage_export() -> Response | tuple[str, int]:
     filters, _ = parse_filters(request.args)
-    # Its own session: the response streams after this request's teardown.
-    lines = usage_csv_lines(database(), current_user.id, filters)
-    response = Response(stream_with_context(lines), mimetype="text/csv")
+    try:
+        # Its own session: the response streams after this request's teardown.
+        export = open_usage_export(
+            database(), current_user.id, filters, current_app.config["CSV_EXPORT_MAX_ROWS"]
+        )
+    except ExportTooLarge as exc:
+        return _usage_page(filters, [exc.message])
+    response = Response(stream_with_context(export.lines), mimetype="text/csv")
+    response.call_on_close(export.close)
     response.headers["Content-Disposition"] = 'attachment; filename="creditline-usage.csv"'
+    response.headers["X-Row-Count"] = str(export.rows)
     return response

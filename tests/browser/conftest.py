@@ -71,7 +71,7 @@ def page(browser: Any, live_server: Any, request: pytest.FixtureRequest) -> Iter
     yield page
     assert violations == [], f"Content-Security-Policy violations: {violations}"
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-        ARTIFACTS.mkdir(exist_ok=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
     context.close()
 

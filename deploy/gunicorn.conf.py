@@ -1,0 +1,37 @@
+"""Gunicorn settings for Creditline: ``make run`` and the docs both use this file.
+
+    gunicorn -c deploy/gunicorn.conf.py 'app:create_app()'
+
+Threaded workers (``gthread``). With gunicorn's default sync workers each
+worker serves one connection at a time, from its first header byte to its
+last response byte: two clients trickling their headers took a two-worker
+server down, and the master killed a worker whose request (a large CSV
+export) ran past ``timeout``, cutting the response short. A gthread worker
+serves each connection on one of its threads (a connection that sends
+nothing for 5 s goes back to the worker's poller) and keeps telling the
+master it is alive however long a request takes, so a slow client holds one
+thread, not the worker, and a long export is not killed.
+
+Sizing: ``workers`` processes × ``threads`` threads is how many requests are
+served at once. Python runs one thread per process at a time, so processes
+give CPU parallelism (about one per core) and threads cover waiting (slow
+clients, the database, Stripe). More than a few dozen slow clients at once
+(or any exposure to the open internet) call for a reverse proxy that buffers
+requests, such as nginx, in front.
+
+Environment: ``WEB_CONCURRENCY`` (workers, default 2), ``GUNICORN_THREADS``
+(default 16), ``GUNICORN_BIND`` (default 127.0.0.1:5000); command-line flags
+override everything here.
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:5000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+# With gthread this bounds an unresponsive worker, not a request.
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
