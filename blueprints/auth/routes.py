@@ -5,8 +5,9 @@ each costs an argon2 hash and an account. A submission counts once the form
 and the address are well-formed (fixing a typo is free); one for an address
 that already has an account counts too, so the form cannot test addresses
 in bulk. An over-limit one gets the form back with status 429,
-``Retry-After`` and a message, and nothing is created or hashed. Password checks that found the hashing queue full answer 503 with
-the form and a message (``core.passwords``).
+``Retry-After`` and a message, and nothing is created or hashed. Password
+checks that found the hashing queue full answer 503 with the form and a
+message (``core.passwords``).
 """
 
 from __future__ import annotations
