@@ -8,6 +8,7 @@ worker's pid, so a test can check that both workers took part.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +90,24 @@ class Gunicorn:
         log = open(self.log_dir / f"gunicorn-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         log.close()  # the child has its own copy
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:  # e.g. the port was still taken
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}")
-            try:
-                requests.get(self.url + "/api/v1/openapi.json", timeout=1)
-                return self
-            except requests.RequestException:
+        deadline = time.monotonic() + 60
+        with ThreadPoolExecutor(4) as pool:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:  # e.g. the port was still taken
+                    raise RuntimeError(f"gunicorn exited with {self.proc.returncode}")
+                # Both workers up (each loads the app itself): both have answered.
+                list(pool.map(lambda _: self._probe(), range(4)))
+                served = self.served_by("GET", "/api/v1/openapi.json")
+                if len(set(served) & set(self.worker_pids())) >= 2:
+                    return self
                 time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start")
+        raise RuntimeError("gunicorn did not start both workers")
+
+    def _probe(self) -> None:
+        with contextlib.suppress(requests.RequestException):
+            requests.get(
+                self.url + "/api/v1/openapi.json", headers={"Connection": "close"}, timeout=1
+            )
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)  # type: ignore[union-attr]

@@ -44,7 +44,7 @@ def _until_both_workers_served(
     workers served some; the status codes."""
     codes: Counter[int] = Counter()
     with ThreadPoolExecutor(8) as pool:
-        for _ in range(12):
+        for _ in range(40):
             codes.update(pool.map(lambda _: send(), range(8)))
             if codes.total() >= at_least and len(server.served_by(method, path)) == 2:
                 return codes
