@@ -370,3 +370,35 @@ class StripeEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     topup_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("topups.id"), default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TopUpPosting(Base):
+    """Which top-up a ledger entry was posted for (top-up, refund, dispute,
+    reversal), so ``check-ledger`` can hold each top-up's entries against
+    what its recorded state implies. Written with the entry, never changed."""
+
+    __tablename__ = "topup_postings"
+
+    ledger_entry_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("ledger_entries.id"), primary_key=True
+    )
+    topup_id: Mapped[int] = mapped_column(Integer, ForeignKey("topups.id"), index=True)
+
+
+class PaymentAnomaly(Base):
+    """Something about a payment that an admin must look at: a Checkout Session
+    that does not match the top-up it names, or Stripe failing. Nothing was
+    credited for it. One row per (code, reference) when there is a reference."""
+
+    __tablename__ = "payment_anomalies"
+    __table_args__ = (UniqueConstraint("code", "reference"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(255), default=None)  # cs_…, evt_…
+    topup_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("topups.id"), default=None)
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id"), index=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
