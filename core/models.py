@@ -321,7 +321,7 @@ class TopUp(Base):
     Created ``pending`` (with the credits quoted at the rate of the moment)
     before Stripe is called. ``status`` only moves forward: pending ->
     failed/expired -> paid. What has been posted to the ledger for it is kept
-    in the ``*_ucr`` columns so ``core.payments.reconcile`` posts only deltas.
+    in the ``*_ucr`` columns so ``core.topup_ledger.reconcile`` posts only deltas.
     """
 
     __tablename__ = "topups"
@@ -373,9 +373,7 @@ class StripeEvent(Base):
 
 
 class TopUpPosting(Base):
-    """Which top-up a ledger entry was posted for (top-up, refund, dispute,
-    reversal), so ``check-ledger`` can hold each top-up's entries against
-    what its recorded state implies. Written with the entry, never changed."""
+    """The top-up a ledger entry was posted for; written with it (append-only)."""
 
     __tablename__ = "topup_postings"
 
@@ -386,9 +384,7 @@ class TopUpPosting(Base):
 
 
 class PaymentAnomaly(Base):
-    """Something about a payment that an admin must look at: a Checkout Session
-    that does not match the top-up it names, or Stripe failing. Nothing was
-    credited for it. One row per (code, reference) when there is a reference."""
+    """A payment an admin must look at (``core.payment_anomalies``)."""
 
     __tablename__ = "payment_anomalies"
     __table_args__ = (UniqueConstraint("code", "reference"),)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from core import ledger, migrate, payments, stripe_events
 from core.models import TopUp, TopUpDispute, TopUpPosting
@@ -144,3 +145,13 @@ def test_migration_links_old_entries_and_the_check_finds_the_race(
         f"top-up refund entries != recorded posted: {key}: expected {-C // 4}, "
         f"found {-(C // 2 + C // 4)}",
     ]
+
+
+def test_topup_postings_refuse_update_and_delete(shop: Flask, fake_stripe: FakeStripe) -> None:
+    billing = Billing(shop)
+    user = billing.user("alice@example.com")
+    paid_topup(shop, fake_stripe, billing, user.id, 10)
+    for statement in ("UPDATE topup_postings SET topup_id = 1", "DELETE FROM topup_postings"):
+        with pytest.raises(DBAPIError, match="append-only"), billing.db.write() as s:
+            s.execute(text(statement))
+    assert check(shop) == (0, "ledger ok\n")
