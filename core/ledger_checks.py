@@ -1,14 +1,14 @@
-"""Invariants that tie card payments to the ledger (part of ``check_ledger``).
+"""Invariant 5 of ``core.ledger``: card payments tied to the ledger.
 
 For every top-up, with its entries found through ``topup_postings``:
 
-5. The credits posted for it (``topup``, ``refund``, ``dispute`` and
+a. The credits posted for it (``topup``, ``refund``, ``dispute`` and
    ``reversal`` entries together) equal what its recorded state implies:
    ``core.topup_ledger.expected_net`` of its status, quote, refunded cents
    and disputes. This catches a refund debited twice, a claw-back beyond
    what was bought, a won dispute never given back, a refunded amount
    recorded lower than what was debited, and a paid top-up never credited.
-6. Each part of that sum equals what the top-up records as posted for it:
+b. Each part of that sum equals what the top-up records as posted for it:
    ``topup`` entries = ``credited_ucr``, ``refund`` entries =
    ``-refund_debited_ucr``, ``dispute`` + ``reversal`` entries = ``-sum of
    its disputes' debited_ucr``. ``reconcile`` posts only the difference to
@@ -37,7 +37,7 @@ _PART = case(
 
 
 def check_topups(session: Session) -> list[LedgerProblem]:
-    """Invariants 5 and 6 of the module docstring, for every top-up."""
+    """Invariants a and b of the module docstring, for every top-up."""
     posted: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for topup_id, part, total in session.execute(
         select(TopUpPosting.topup_id, _PART, func.sum(LedgerEntry.amount_ucr))

@@ -16,8 +16,9 @@ The rule
 * A refund and a dispute on the same charge never take the same money back
   twice: the claims together take back at most what was bought,
   ``clawed = min(C, refund share + sum of open/lost dispute shares)``, so
-  ``net = C - clawed`` and no top-up ever leaves a wallet more than C below
-  where it was before the top-up.
+  ``net = C - clawed`` and a top-up's entries never add up to less than
+  zero (a wallet can still go negative if the credits were already spent;
+  it is then flagged for an admin).
 * Claims are served in the order they are applied, each up to what is left
   (refunds before disputes when both appear in one transaction). A won
   dispute gives back exactly what that dispute took (``reversal`` entry),
