@@ -12,9 +12,9 @@ from core import config as cfg
 from core.analytics import ClosedDays
 from core.db import Database
 from core.passwords import Passwords
-from core.payments import StripeGateway
 from core.pricebook import PriceBookCache
 from core.pricing import format_cents, format_credits_display, format_usd_per_m
+from core.stripe_gateway import StripeGateway
 
 
 def create_app(

@@ -208,32 +208,55 @@ def _fund(conn: sqlite3.Connection, totals: dict[int, int], at: datetime) -> dic
 def add_topups(
     conn: sqlite3.Connection, owners: Sequence[tuple[int, int]], count: int, seed: int = 2
 ) -> None:
-    """Paid top-ups over the last year (revenue rows), some partly refunded.
-
-    Revenue rows only: the ledger side of top-ups does not matter to the read
-    benchmarks, and leaving it out keeps wallets equal to their ledger sums.
-    """
+    """Paid top-ups over the last year (revenue rows), some fully refunded, each
+    with its ledger side as ``core.topup_ledger`` posts it: a ``topup`` entry,
+    a ``refund`` entry for the refunded ones, their ``topup_postings`` links,
+    and the wallets' balances moved to match (check_ledger ties them)."""
     rng = random.Random(seed)
     rate_id, rate = conn.execute(
         "SELECT id, credits_per_usd FROM exchange_rate_history ORDER BY id DESC LIMIT 1"
     ).fetchone()
+    next_topup = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM topups").fetchone()[0]
+    next_entry = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM ledger_entries").fetchone()[0]
+    balances = dict(conn.execute("SELECT id, balance_ucr FROM wallets").fetchall())
     now = utcnow()
-    rows = []
-    for _ in range(count):
+    rows, entries, links = [], [], []
+    for topup_id in range(next_topup, next_topup + count):
         user_id, wallet_id = owners[rng.randrange(len(owners))]
         cents = rng.choice((500, 1000, 2500, 5000, 10000))
+        credits = cents * rate * MICRO // 100
         paid = (now - timedelta(seconds=rng.random() * 365 * 86_400)).strftime(_TS)
         refunded = cents if rng.random() < 0.02 else 0
         rows.append(
-            (user_id, wallet_id, cents, cents * rate * MICRO // 100, rate, rate_id, refunded,
-             paid, paid)
+            (topup_id, user_id, wallet_id, cents, credits, rate, rate_id, refunded, credits,
+             credits if refunded else 0, paid, paid)
         )  # fmt: skip
+        postings = [("topup", credits, f"topup:{topup_id}")]
+        if refunded:
+            postings.append(("refund", -credits, f"refund:{topup_id}@{credits}"))
+        for kind, amount, reference in postings:
+            balances[wallet_id] += amount
+            entries.append(
+                (next_entry, wallet_id, amount, balances[wallet_id], kind, reference, rate, paid)
+            )
+            links.append((next_entry, topup_id))
+            next_entry += 1
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT INTO topups (user_id, wallet_id, amount_cents, credits_ucr, credits_per_usd,"
+        "INSERT INTO topups (id, user_id, wallet_id, amount_cents, credits_ucr, credits_per_usd,"
         " rate_version_id, status, refunded_cents, credited_ucr, refund_debited_ucr,"
-        " created_at, paid_at) VALUES (?, ?, ?, ?, ?, ?, 'paid', ?, 0, 0, ?, ?)",
+        " created_at, paid_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'paid', ?, ?, ?, ?, ?)",
         rows,
+    )
+    conn.executemany(
+        "INSERT INTO ledger_entries (id, wallet_id, amount_ucr, balance_after_ucr, kind,"
+        " reference, credits_per_usd, memo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?)",
+        entries,
+    )
+    conn.executemany("INSERT INTO topup_postings (ledger_entry_id, topup_id) VALUES (?, ?)", links)
+    conn.executemany(
+        "UPDATE wallets SET balance_ucr = ? WHERE id = ?",
+        [(balance, wallet_id) for wallet_id, balance in balances.items()],
     )
     conn.execute("COMMIT")
 

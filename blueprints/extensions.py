@@ -7,8 +7,8 @@ from flask_wtf.csrf import CSRFProtect
 from core.analytics import ClosedDays
 from core.db import Database
 from core.passwords import Passwords
-from core.payments import StripeGateway
 from core.pricebook import PriceBookCache
+from core.stripe_gateway import StripeGateway
 
 csrf = CSRFProtect()
 login_manager = LoginManager()

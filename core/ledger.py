@@ -20,6 +20,8 @@ Invariants (checked by ``check_ledger`` and ``flask check-ledger``):
    (``core.usage_debits``), and an event that would overdraw is stored as
    rejected instead. Only refunds and disputes may push a balance further down.
 4. ``usage_daily`` equals the per (user, day, model) sums of charged events.
+5. Card top-ups: each top-up's entries add up to what its recorded state
+   implies, part by part (``core.ledger_checks``).
 
 Concurrency
 -----------
@@ -314,4 +316,7 @@ def check_ledger(session: Session) -> list[LedgerProblem]:
         problems.append(
             LedgerProblem("usage ledger != charged events", "all", usage_events, usage_ledger)
         )
+    from core.ledger_checks import check_topups  # it builds on this module
+
+    problems += check_topups(session)
     return problems

@@ -325,7 +325,7 @@ class TopUp(Base):
     Created ``pending`` (with the credits quoted at the rate of the moment)
     before Stripe is called. ``status`` only moves forward: pending ->
     failed/expired -> paid. What has been posted to the ledger for it is kept
-    in the ``*_ucr`` columns so ``core.payments.reconcile`` posts only deltas.
+    in the ``*_ucr`` columns so ``core.topup_ledger.reconcile`` posts only deltas.
     """
 
     __tablename__ = "topups"
@@ -374,3 +374,31 @@ class StripeEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     topup_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("topups.id"), default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TopUpPosting(Base):
+    """The top-up a ledger entry was posted for; written with it (append-only)."""
+
+    __tablename__ = "topup_postings"
+
+    ledger_entry_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("ledger_entries.id"), primary_key=True
+    )
+    topup_id: Mapped[int] = mapped_column(Integer, ForeignKey("topups.id"), index=True)
+
+
+class PaymentAnomaly(Base):
+    """A payment an admin must look at (``core.payment_anomalies``)."""
+
+    __tablename__ = "payment_anomalies"
+    __table_args__ = (UniqueConstraint("code", "reference"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(255), default=None)  # cs_…, evt_…
+    topup_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("topups.id"), default=None)
+    user_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("users.id"), index=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

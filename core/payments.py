@@ -8,171 +8,69 @@ Flow
    ``client_reference_id`` = user id, metadata with the top-up id) with the
    top-up id as idempotency key, then store the session id. Stripe is never
    called inside a database transaction.
-2. ``fulfil(session_id)`` serves both the webhook and the success page: it
-   retrieves the session from Stripe and credits only when
-   ``payment_status == "paid"``. Idempotent.
-3. ``handle_event`` processes webhook events, deduplicated by event id (the
-   ``stripe_events`` primary key, inserted in the same transaction as the
-   effect).
+2. ``fulfil(session_id)`` serves the success page (and ``core.stripe_events``
+   the webhooks): it retrieves the session from Stripe and credits only when
+   it is paid. Idempotent.
+
+Which top-up a session pays for
+-------------------------------
+A session's metadata is only a claim. ``topup_for_session`` accepts:
+
+* the top-up that stored this session id (begin_checkout's), or
+* when the webhook beats that store, the top-up the metadata names if it has
+  no session yet and the session's ``client_reference_id`` is that top-up's
+  user;
+
+and in both cases only if the session's ``amount_total`` and ``currency``
+are the quote's (cents, ``usd``). Anything else is recorded for the admins
+(``core.payment_anomalies``) and credits nothing.
 
 Order independence
 ------------------
-Stripe delivers events duplicated and out of order. Every event only moves
-state forward (status rank pending < failed/expired < paid; refunded cents
-is the largest cumulative amount seen; a dispute goes open -> won/lost), and
-then ``reconcile`` posts ledger entries for the difference between what the
-state says the wallet should have received and what has been posted. So the
-final balance is the same whatever order the events came in. A top-up credits
-exactly the credits quoted when it was created, whatever the rate is now.
+Stripe delivers events duplicated, out of order and at the same moment.
+Everything that changes one top-up runs with its row locked
+(``core.topup_ledger.lock_topup``), every event only moves state forward
+(status rank pending < failed/expired < paid; refunded cents is the largest
+cumulative amount seen; a dispute goes open -> won/lost), and then
+``core.topup_ledger.reconcile`` posts what the state says is owed and has not
+been posted yet. So the final balance is the same whatever the order or
+concurrency. A top-up credits exactly the credits quoted when it was
+created, whatever the rate is now. The claw-back rule for refunds and
+disputes is in ``core.topup_ledger``.
 
-Refunds and disputes debit the refunded / disputed share of the credits
-(``credits * cents // amount``), once; they may take the balance below zero,
-in which case the wallet is flagged for an admin. A won dispute re-credits.
+Stripe failures reach users as one short sentence
+(``core.stripe_gateway.UNAVAILABLE``); the details go to the log and to the
+admins' anomaly list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-import stripe
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import payment_anomalies
 from core.clock import utcnow
-from core.db import Database
-from core.errors import DomainError, ValidationError
-from core.ledger import post_entry
-from core.models import Notification, StripeEvent, TopUp, TopUpDispute, Wallet
+from core.db import Database, retry_lost_races
+from core.errors import ValidationError
+from core.models import TopUp, Wallet
 from core.pricebook import PriceBook, PriceBookCache
-from core.pricing import credits_for_cents, format_cents, format_credits_display
+from core.pricing import credits_for_cents, format_cents
+from core.stripe_gateway import (
+    CheckoutSession,
+    PaymentProviderError,
+    PaymentsNotConfigured,
+    StripeGateway,
+)
+from core.topup_ledger import lock_topup, reconcile
 
+T = TypeVar("T")
 STATUS_RANK = {"pending": 0, "failed": 1, "expired": 1, "paid": 2}
-HANDLED_EVENTS = {
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "checkout.session.expired",
-    "charge.refunded",
-    "charge.dispute.created",
-    "charge.dispute.closed",
-}
-
-
-class PaymentsNotConfigured(DomainError):
-    code = "payments_not_configured"
-
-
-class PaymentProviderError(DomainError):
-    """Stripe could not be reached or refused the request."""
-
-    code = "payment_provider_error"
-
-
-@dataclass(frozen=True)
-class CheckoutSession:
-    id: str
-    url: str | None
-    payment_status: str
-    status: str | None
-    payment_intent: str | None
-    topup_id: int | None
-
-
-def _session_from(obj: Any) -> CheckoutSession:
-    data = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
-    metadata = data.get("metadata") or {}
-    topup_id = metadata.get("topup_id")
-    intent = data.get("payment_intent")
-    if isinstance(intent, dict):
-        intent = intent.get("id")
-    return CheckoutSession(
-        id=data["id"],
-        url=data.get("url"),
-        payment_status=data.get("payment_status") or "unpaid",
-        status=data.get("status"),
-        payment_intent=intent,
-        topup_id=int(topup_id) if topup_id and str(topup_id).isdigit() else None,
-    )
-
-
-class StripeGateway:
-    """The few Stripe calls Creditline makes, through the official SDK."""
-
-    def __init__(
-        self,
-        secret_key: str | None,
-        *,
-        api_base: str | None = None,
-        http_client: stripe.HTTPClient | None = None,
-    ) -> None:
-        self.configured = bool(secret_key)
-        self._client: stripe.StripeClient | None = None
-        if secret_key:
-            kwargs: dict[str, Any] = {"max_network_retries": 2}
-            if api_base:
-                kwargs["base_addresses"] = {"api": api_base}
-            if http_client is not None:
-                kwargs["http_client"] = http_client
-            self._client = stripe.StripeClient(secret_key, **kwargs)
-
-    @property
-    def client(self) -> stripe.StripeClient:
-        if self._client is None:
-            raise PaymentsNotConfigured("Card payments are not configured.")
-        return self._client
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except stripe.StripeError as exc:
-            raise PaymentProviderError(f"Stripe: {exc.user_message or exc}") from exc
-
-    def create_session(self, topup: TopUp, success_url: str, cancel_url: str) -> CheckoutSession:
-        params: dict[str, Any] = {
-            "mode": "payment",
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": "usd",
-                        "unit_amount": topup.amount_cents,
-                        "product_data": {
-                            "name": f"{topup.credits_ucr // 1_000_000:,} Creditline credits"
-                        },
-                    },
-                }
-            ],
-            "client_reference_id": str(topup.user_id),
-            "metadata": {"topup_id": str(topup.id)},
-            # So charges (refunds, disputes) lead back to the top-up too.
-            "payment_intent_data": {"metadata": {"topup_id": str(topup.id)}},
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-        }
-        options = {"idempotency_key": f"creditline-topup-{topup.id}"}
-        return _session_from(
-            self._call(lambda: self.client.v1.checkout.sessions.create(params, options))
-        )
-
-    def retrieve_session(self, session_id: str) -> CheckoutSession:
-        return _session_from(
-            self._call(lambda: self.client.v1.checkout.sessions.retrieve(session_id))
-        )
-
-    def session_for_payment_intent(self, payment_intent: str) -> CheckoutSession | None:
-        found = self._call(
-            lambda: self.client.v1.checkout.sessions.list(
-                {"payment_intent": payment_intent, "limit": 1}
-            )
-        )
-        data = found.to_dict()["data"] if hasattr(found, "to_dict") else found["data"]
-        return _session_from(data[0]) if data else None
-
-
-# --- top-ups ---------------------------------------------------------------------
+CURRENCY = "usd"
 
 
 def _check_offered(book: PriceBook, amount_usd: int) -> None:
@@ -200,6 +98,25 @@ def start_topup(db: Database, prices: PriceBookCache, user_id: int, amount_usd: 
         return topup
 
 
+def from_stripe(
+    db: Database,
+    call: Callable[[], T],
+    *,
+    topup_id: int | None = None,
+    user_id: int | None = None,
+) -> T:
+    """Run a gateway call; if Stripe fails, record it for the admins (the
+    gateway has logged it) and re-raise for the caller's short message."""
+    try:
+        return call()
+    except PaymentProviderError as exc:
+        with db.write() as session:
+            payment_anomalies.record(
+                session, "provider_error", exc.detail, topup_id=topup_id, user_id=user_id
+            )
+        raise
+
+
 def begin_checkout(
     db: Database,
     gateway: StripeGateway,
@@ -216,15 +133,24 @@ def begin_checkout(
     if not gateway.configured:
         raise PaymentsNotConfigured("Card payments are not configured.")
     topup = start_topup(db, prices, user_id, amount_usd)
-    checkout = gateway.create_session(topup, success_url, cancel_url)  # outside any transaction
+    checkout = from_stripe(  # outside any transaction
+        db,
+        lambda: gateway.create_session(topup, success_url, cancel_url),
+        topup_id=topup.id,
+        user_id=user_id,
+    )
     with db.write() as session:
         session.execute(
             update(TopUp)
-            .where(TopUp.id == topup.id)
+            .where(
+                TopUp.id == topup.id,
+                # Never re-bind a top-up a webhook already bound to its session.
+                or_(TopUp.checkout_session_id.is_(None), TopUp.checkout_session_id == checkout.id),
+            )
             .values(checkout_session_id=checkout.id, checkout_url=checkout.url)
         )
     if not checkout.url:
-        raise PaymentProviderError("Stripe returned no Checkout URL.")
+        raise PaymentProviderError(f"Stripe returned no Checkout URL for {checkout.id}.")
     return checkout.url
 
 
@@ -239,32 +165,87 @@ class FulfilResult:
 
 def fulfil(db: Database, gateway: StripeGateway, session_id: str) -> FulfilResult | None:
     """Credit the top-up behind a Checkout Session if, and only if, Stripe says
-    it is paid. Safe to call any number of times; None for an unknown session."""
-    checkout = gateway.retrieve_session(session_id)
-    with db.write() as session:
-        topup = _topup_for_session(session, checkout)
+    it is paid and it is that top-up's session. Safe to call any number of
+    times; None for an unknown or anomalous session."""
+    checkout = from_stripe(db, lambda: gateway.retrieve_session(session_id))
+    if checkout is None:
+        return None
+
+    def work(session: Session) -> FulfilResult | None:
+        assert checkout is not None
+        match = topup_for_session(session, checkout)
+        topup = match.topup
         if topup is None:
             return None
         before = topup.credited_ucr
-        if checkout.payment_status in ("paid", "no_payment_required"):
-            _advance(topup, "paid", checkout.payment_intent)
+        if checkout.paid:
+            advance(topup, "paid", checkout.payment_intent)
         reconcile(session, topup)
         return FulfilResult(
             topup.id, topup.user_id, topup.status, topup.credits_ucr, topup.credited_ucr > before
         )
 
-
-def _topup_for_session(session: Session, checkout: CheckoutSession) -> TopUp | None:
-    topup = session.scalar(select(TopUp).where(TopUp.checkout_session_id == checkout.id))
-    if topup is None and checkout.topup_id is not None:
-        # The webhook can beat begin_checkout's second transaction.
-        topup = session.get(TopUp, checkout.topup_id)
-        if topup is not None and topup.checkout_session_id is None:
-            topup.checkout_session_id = checkout.id
-    return topup
+    return retry_lost_races(db.write, work, IntegrityError)
 
 
-def _advance(topup: TopUp, status: str, payment_intent: str | None = None) -> None:
+@dataclass(frozen=True)
+class SessionMatch:
+    topup: TopUp | None  # locked for this transaction
+    anomaly: bool = False
+
+
+def topup_for_session(session: Session, checkout: CheckoutSession) -> SessionMatch:
+    """The top-up this session may pay for, locked; see the module docstring."""
+    topup = lock_topup(session, TopUp.checkout_session_id == checkout.id)
+    if topup is None:
+        if checkout.topup_id is None:
+            return SessionMatch(None)
+        topup = lock_topup(session, TopUp.id == checkout.topup_id)
+        if topup is None:
+            return SessionMatch(None)
+        problem = None
+        if topup.checkout_session_id is not None:
+            problem = f"it belongs to session {topup.checkout_session_id}"
+        elif checkout.client_reference_id != str(topup.user_id):
+            problem = (
+                f"it is user {topup.user_id}'s, but the session is for "
+                f"client_reference_id {checkout.client_reference_id!r}"
+            )
+        if problem:
+            return _anomaly(
+                session,
+                "session_mismatch",
+                checkout,
+                topup,
+                f"Session {checkout.id} ({checkout.payment_status}) names top-up "
+                f"{topup.id}, but {problem}. Nothing was credited.",
+            )
+    if checkout.amount_total != topup.amount_cents or checkout.currency != CURRENCY:
+        return _anomaly(
+            session,
+            "amount_mismatch",
+            checkout,
+            topup,
+            f"Session {checkout.id} ({checkout.payment_status}) is for "
+            f"{checkout.amount_total} {checkout.currency}, but top-up {topup.id} quoted "
+            f"{format_cents(topup.amount_cents)} ({topup.amount_cents} {CURRENCY}). "
+            "Nothing was credited.",
+        )
+    if topup.checkout_session_id is None:  # the webhook beat begin_checkout's store
+        topup.checkout_session_id = checkout.id
+    return SessionMatch(topup)
+
+
+def _anomaly(
+    session: Session, code: str, checkout: CheckoutSession, topup: TopUp, message: str
+) -> SessionMatch:
+    payment_anomalies.record(
+        session, code, message, reference=checkout.id, topup_id=topup.id, user_id=topup.user_id
+    )
+    return SessionMatch(None, anomaly=True)
+
+
+def advance(topup: TopUp, status: str, payment_intent: str | None = None) -> None:
     """Move the status forward only; never back."""
     if STATUS_RANK[status] > STATUS_RANK[topup.status]:
         topup.status = status
@@ -272,188 +253,3 @@ def _advance(topup: TopUp, status: str, payment_intent: str | None = None) -> No
             topup.paid_at = utcnow()
     if payment_intent and not topup.payment_intent_id:
         topup.payment_intent_id = payment_intent
-
-
-# --- the ledger side ----------------------------------------------------------------
-
-
-def reconcile(session: Session, topup: TopUp) -> None:
-    """Post what the top-up's state says is owed and has not been posted yet."""
-    paid = topup.status == "paid"
-    credits = topup.credits_ucr
-    if paid and topup.credited_ucr < credits:
-        post_entry(
-            session,
-            topup.wallet_id,
-            credits - topup.credited_ucr,
-            "topup",
-            reference=f"topup:{topup.checkout_session_id or topup.id}",
-            memo=f"${topup.amount_cents // 100} top-up",
-            credits_per_usd=topup.credits_per_usd,
-        )
-        topup.credited_ucr = credits
-
-    refunded = min(topup.refunded_cents, topup.amount_cents)
-    refund_target = credits * refunded // topup.amount_cents if paid else 0
-    if refund_target > topup.refund_debited_ucr:
-        _debit(
-            session,
-            topup,
-            refund_target - topup.refund_debited_ucr,
-            "refund",
-            f"refund:{topup.id}:{refunded}",
-            f"refund of {format_cents(refunded)}",
-        )
-        topup.refund_debited_ucr = refund_target
-
-    for dispute in session.scalars(select(TopUpDispute).where(TopUpDispute.topup_id == topup.id)):
-        share = credits * min(dispute.amount_cents, topup.amount_cents) // topup.amount_cents
-        target = share if paid and dispute.status != "won" else 0
-        if target > dispute.debited_ucr:
-            _debit(
-                session,
-                topup,
-                target - dispute.debited_ucr,
-                "dispute",
-                f"dispute:{dispute.id}",
-                "card dispute",
-            )
-            dispute.debited_ucr = target
-        elif target < dispute.debited_ucr:
-            post_entry(
-                session,
-                topup.wallet_id,
-                dispute.debited_ucr - target,
-                "reversal",
-                reference=f"dispute-won:{dispute.id}",
-                memo="card dispute won",
-            )
-            dispute.debited_ucr = target
-    session.flush()
-
-
-def _debit(
-    session: Session, topup: TopUp, amount: int, kind: str, reference: str, memo: str
-) -> None:
-    posting = post_entry(session, topup.wallet_id, -amount, kind, reference=reference, memo=memo)
-    if posting is None or posting.duplicate:
-        return
-    session.add(
-        Notification(
-            user_id=topup.user_id,
-            kind=kind,
-            message=(
-                f"{format_credits_display(amount)} credits were removed: {memo} "
-                f"on your {format_cents(topup.amount_cents)} top-up."
-            ),
-        )
-    )
-    if posting.balance_ucr < 0:
-        # Credits already spent were refunded or disputed: an admin should look.
-        session.execute(update(Wallet).where(Wallet.id == topup.wallet_id).values(flagged=True))
-
-
-# --- webhooks --------------------------------------------------------------------------
-
-
-def handle_event(db: Database, gateway: StripeGateway, event: dict[str, Any]) -> str:
-    """Apply one verified Stripe event. Returns what happened, for logs and tests."""
-    event_id, kind = event["id"], event["type"]
-    if kind not in HANDLED_EVENTS:
-        return "ignored"
-    with db.read_session() as s:
-        if s.get(StripeEvent, event_id) is not None:
-            return "duplicate"
-    obj = event["data"]["object"]
-    # Network first (never inside a transaction), then one transaction.
-    if kind.startswith("checkout.session."):
-        checkout = gateway.retrieve_session(obj["id"])
-        apply = lambda s: _apply_session_event(s, kind, checkout)  # noqa: E731
-    else:
-        intent = obj.get("payment_intent")
-        if isinstance(intent, dict):
-            intent = intent.get("id")
-        checkout = _session_for_intent(db, gateway, intent)
-        apply = lambda s: _apply_charge_event(s, kind, obj, intent, checkout)  # noqa: E731
-    try:
-        with db.write() as session:
-            session.add(StripeEvent(id=event_id, type=kind))
-            session.flush()  # a concurrent delivery of this event fails here
-            topup = apply(session)
-            if topup is None:
-                return "unmatched"
-            session.execute(
-                update(StripeEvent).where(StripeEvent.id == event_id).values(topup_id=topup.id)
-            )
-            return "processed"
-    except IntegrityError:
-        return "duplicate"
-
-
-def _session_for_intent(
-    db: Database, gateway: StripeGateway, intent: str | None
-) -> CheckoutSession | None:
-    if not intent:
-        return None
-    with db.read_session() as s:
-        if s.scalar(select(TopUp.id).where(TopUp.payment_intent_id == intent)) is not None:
-            return None  # already known; no need to ask Stripe
-    return gateway.session_for_payment_intent(intent)
-
-
-def _apply_session_event(session: Session, kind: str, checkout: CheckoutSession) -> TopUp | None:
-    topup = _topup_for_session(session, checkout)
-    if topup is None:
-        return None
-    # Stripe's current view of the session decides; the event type only
-    # tells us which way a pending session went when it did not get paid.
-    if checkout.payment_status in ("paid", "no_payment_required"):
-        _advance(topup, "paid", checkout.payment_intent)
-    elif kind == "checkout.session.async_payment_failed":
-        _advance(topup, "failed", checkout.payment_intent)
-    elif kind == "checkout.session.expired" or checkout.status == "expired":
-        _advance(topup, "expired")
-    reconcile(session, topup)
-    return topup
-
-
-def _apply_charge_event(
-    session: Session,
-    kind: str,
-    obj: dict[str, Any],
-    intent: str | None,
-    checkout: CheckoutSession | None,
-) -> TopUp | None:
-    topup = (
-        session.scalar(select(TopUp).where(TopUp.payment_intent_id == intent)) if intent else None
-    )
-    if topup is None and checkout is not None:
-        topup = _topup_for_session(session, checkout)
-        if topup is not None:
-            topup.payment_intent_id = intent
-    if topup is None:
-        return None
-    if kind == "charge.refunded":
-        topup.refunded_cents = max(topup.refunded_cents, int(obj.get("amount_refunded") or 0))
-    else:
-        _record_dispute(session, topup, obj, closed=kind == "charge.dispute.closed")
-    reconcile(session, topup)
-    return topup
-
-
-def _record_dispute(session: Session, topup: TopUp, obj: dict[str, Any], *, closed: bool) -> None:
-    outcome = obj.get("status")
-    status = outcome if closed and outcome in ("won", "lost") else "open"
-    dispute = session.get(TopUpDispute, obj["id"])
-    if dispute is None:
-        session.add(
-            TopUpDispute(
-                id=obj["id"],
-                topup_id=topup.id,
-                amount_cents=int(obj.get("amount") or 0),
-                status=status,
-            )
-        )
-        session.flush()
-    elif dispute.status == "open" and status != "open":
-        dispute.status = status  # open -> won/lost; a closed dispute stays closed

@@ -26,6 +26,7 @@ from app import create_app
 from blueprints.extensions import database, passwords
 from core import accounts, audit, catalog, integration_keys, ledger, migrate, settings, usage_debits
 from core.models import IntegrationKey, User
+from tests.stripe_fake import WEBHOOK_SECRET, FakeStripe
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgresql")
@@ -242,6 +243,43 @@ def sign_in_admin(auth: AuthActions, billing: Billing, email: str, credits_ucr: 
     with billing.db.write() as s:
         accounts.set_role(s, email, "admin")
     auth.login(email)
+
+
+# --- a shop: the app with Stripe keys, talking to tests/stripe_fake.py -------------
+
+
+@pytest.fixture
+def fake_stripe() -> FakeStripe:
+    return FakeStripe()
+
+
+@pytest.fixture
+def shop(db_config: dict[str, Any], fake_stripe: FakeStripe) -> Iterator[Flask]:
+    app = make_test_app(
+        db_config,
+        STRIPE_SECRET_KEY="sk_test_creditline",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_HTTP_CLIENT=fake_stripe,
+        SERVER_NAME="creditline.test",
+    )
+    yield app
+    app.extensions["creditline.db"].dispose()
+
+
+@pytest.fixture
+def buyer(shop: Flask) -> tuple[FlaskClient, Billing]:
+    """alice@example.com, signed in to the shop, and the shop's Billing."""
+    billing = Billing(shop)
+    billing.user("alice@example.com")
+    client = shop.test_client()
+    AuthActions(client).login("alice@example.com")
+    return client, billing
+
+
+def checkout(client: FlaskClient, amount: Any = 25) -> Any:
+    """Press "Buy" on the pricing page."""
+    token = csrf_token(client, "/pricing")
+    return client.post("/pricing/checkout", data={"amount_usd": amount, "csrf_token": token})
 
 
 class LiveServer:

@@ -106,6 +106,26 @@ class FakeStripe(stripe.HTTPClient):
 
     # --- the test side ----------------------------------------------------------------
 
+    def add_session(
+        self,
+        topup_id: int | str,
+        *,
+        amount_total: int,
+        currency: str = "usd",
+        client_reference_id: str | None = None,
+    ) -> str:
+        """A session made outside Creditline's checkout (as anyone holding the
+        account's keys, or a bug, could): it claims ``topup_id`` in its metadata."""
+        form = {
+            "mode": "payment",
+            "line_items[0][price_data][unit_amount]": str(amount_total),
+            "line_items[0][price_data][currency]": currency,
+            "metadata[topup_id]": str(topup_id),
+        }
+        if client_reference_id is not None:
+            form["client_reference_id"] = client_reference_id
+        return self._create_session(form)["id"]
+
     def last_session_id(self) -> str:
         return list(self.sessions)[-1]
 
@@ -170,3 +190,9 @@ def signed(payload: dict[str, Any], secret: str = WEBHOOK_SECRET, timestamp: int
     body = json.dumps(payload)
     header = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp)
     return body, {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def webhook(client: Any, payload: dict[str, Any], **sign: Any) -> Any:
+    """POST a signed event to the app's webhook (a Flask test client)."""
+    body, headers = signed(payload, **sign)
+    return client.post("/webhooks/stripe", data=body, headers=headers)

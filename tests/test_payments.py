@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,55 +10,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.models import LedgerEntry, StripeEvent, TopUp, Wallet
-from tests.conftest import AuthActions, Billing, csrf_token, make_test_app
+from tests.conftest import AuthActions, Billing, checkout, csrf_token
 from tests.stripe_fake import (
-    WEBHOOK_SECRET,
     FakeStripe,
     dispute_event,
     refund_event,
     session_event,
     signed,
+    webhook,
 )
 
 CR = 1_000_000
 CREDITS_25 = 250_000 * CR  # $25 at 10,000 credits per USD
-
-
-@pytest.fixture
-def fake_stripe() -> FakeStripe:
-    return FakeStripe()
-
-
-@pytest.fixture
-def shop(db_config, fake_stripe: FakeStripe) -> Iterator[Flask]:
-    app = make_test_app(
-        db_config,
-        STRIPE_SECRET_KEY="sk_test_creditline",
-        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        STRIPE_HTTP_CLIENT=fake_stripe,
-        SERVER_NAME="creditline.test",
-    )
-    yield app
-    app.extensions["creditline.db"].dispose()
-
-
-@pytest.fixture
-def buyer(shop: Flask) -> tuple[FlaskClient, Billing]:
-    billing = Billing(shop)
-    billing.user("alice@example.com")
-    client = shop.test_client()
-    AuthActions(client).login("alice@example.com")
-    return client, billing
-
-
-def checkout(client: FlaskClient, amount: Any = 25):
-    token = csrf_token(client, "/pricing")
-    return client.post("/pricing/checkout", data={"amount_usd": amount, "csrf_token": token})
-
-
-def webhook(client: FlaskClient, payload: dict[str, Any], **sign: Any):
-    body, headers = signed(payload, **sign)
-    return client.post("/webhooks/stripe", data=body, headers=headers)
 
 
 def topup(billing: Billing) -> TopUp:
@@ -402,7 +363,9 @@ def test_stripe_outage_during_checkout_is_503_and_leaves_a_pending_topup(
     fake_stripe.down = True
     response = checkout(client, 25)
     assert response.status_code == 503
-    assert "Stripe" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "Card payments are unavailable right now; please try again in a few minutes." in page
+    assert "Stripe is down" not in page  # the provider's own text stays out of the page
     row = topup(billing)
     assert (row.status, row.checkout_session_id) == ("pending", None)
     assert billing.balance("alice@example.com") == 0

@@ -10,6 +10,7 @@ bp.before_request(require_admin)
 
 from blueprints.admin import (  # noqa: E402,F401
     model_routes,
+    payment_routes,
     rate_routes,
     routes,
     settings_routes,

@@ -12,7 +12,7 @@ from blueprints.admin import bp
 from blueprints.admin.forms import AccessForm, AdjustForm, ReasonForm, field_named
 from blueprints.extensions import database
 from blueprints.session import read_session
-from core import accounts, ledger, usage
+from core import accounts, ledger, payment_anomalies, usage
 from core.errors import DomainError
 from core.models import LedgerEntry, User
 
@@ -40,7 +40,15 @@ def _render_user(user_id: int, status: int = 200, **forms: object) -> tuple[str,
         AccessForm(formdata=None, prefix="access", role=user.role, disabled=user.is_disabled),
     )
     forms.setdefault("flag_form", ReasonForm(formdata=None, prefix="flag"))
-    html = render_template("admin/user.html", user=user, recent=recent, entries=entries, **forms)
+    html = render_template(
+        "admin/user.html",
+        user=user,
+        recent=recent,
+        entries=entries,
+        anomalies=payment_anomalies.for_user(session, user.id),
+        anomaly_codes=payment_anomalies.CODES,
+        **forms,
+    )
     return html, status
 
 

@@ -9,6 +9,7 @@ from blueprints.pricing.forms import CheckoutForm
 from blueprints.session import read_session
 from core import payments, topups
 from core.errors import DomainError
+from core.stripe_gateway import PaymentProviderError
 
 
 def _render_pricing(status: int = 200) -> tuple[str, int]:
@@ -62,9 +63,16 @@ def success() -> str:
         abort(404)
     try:
         result = payments.fulfil(database(), stripe_gateway(), session_id)
+    except PaymentProviderError as exc:
+        # Stripe could not say whether it is paid; the webhook will credit it.
+        abort(503, exc.message)
     except DomainError as exc:
-        flash(exc.message, "error")
-        result = None
+        current_app.logger.error("fulfilment of %s failed: %r", session_id, exc)
+        abort(
+            503,
+            "We could not confirm this payment right now; if it went through, "
+            "the credits will be added shortly.",
+        )
     if result is None or result.user_id != current_user.id:
         abort(404)
     return render_template("pricing/success.html", result=result)

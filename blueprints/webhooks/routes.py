@@ -1,4 +1,9 @@
-"""Stripe webhooks: signature verified on the raw body, then ``core.payments``."""
+"""Stripe webhooks: signature verified on the raw body, then ``core.stripe_events``.
+
+Answers 200 only once the event is applied (or known to be a duplicate, or
+ignored, or recorded as an anomaly). If Stripe cannot be reached, or the
+event could not be applied, the answer is 5xx so that Stripe sends it again.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from werkzeug.wrappers import Response
 from blueprints.errors import api_error
 from blueprints.extensions import database, stripe_gateway
 from blueprints.webhooks import bp
-from core import payments
+from core import stripe_events
+from core.errors import DomainError
 
 
 @bp.post("/stripe")
@@ -25,6 +31,10 @@ def stripe_webhook() -> Response:
     except (ValueError, stripe.SignatureVerificationError):
         # Bad JSON, or a missing, wrong or stale (> 5 min) signature.
         return api_error(400, "Invalid Stripe signature or payload.")
-    outcome = payments.handle_event(database(), stripe_gateway(), event.to_dict())
+    try:
+        outcome = stripe_events.handle_event(database(), stripe_gateway(), event.to_dict())
+    except DomainError as exc:
+        current_app.logger.error("stripe event %s %s not applied: %r", event.id, event.type, exc)
+        return api_error(503, "The event could not be applied now; send it again later.")
     current_app.logger.info("stripe event %s %s: %s", event.id, event.type, outcome)
     return jsonify({"received": True, "outcome": outcome})
