@@ -1,7 +1,7 @@
 """users.session_generation: ending every session of a user
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-26 10:00:00.000000
 """
 
