@@ -85,8 +85,20 @@ def _old_style_history(shop: Flask, billing: Billing) -> tuple[int, int, int]:
     Returns (clean top-up, raced top-up, wallet)."""
     db = billing.db
     migrate.downgrade(db, "0003")
-    billing.user("alice@example.com")
     with db.write() as s:
+        # The user as revision 0003 stores it (today's User model has more columns).
+        s.execute(
+            text(
+                "INSERT INTO users (email, password_hash, role, is_disabled, created_at)"
+                " VALUES ('alice@example.com', 'x', 'user', false, CURRENT_TIMESTAMP)"
+            )
+        )
+        s.execute(
+            text(
+                "INSERT INTO wallets (user_id, balance_ucr, flagged, created_at)"
+                " SELECT id, 0, false, CURRENT_TIMESTAMP FROM users"
+            )
+        )
         wallet_id = s.execute(text("SELECT id FROM wallets")).scalar_one()
         insert_topup = text(
             "INSERT INTO topups (id, user_id, wallet_id, amount_cents, credits_ucr,"
