@@ -2,7 +2,8 @@
 
 A request that fails because the database is unreachable or unable to serve
 (connection refused or lost, pool exhausted, SQLite unable to open or lock
-its file) answers ``503`` with ``Retry-After``: on the API
+its file), or because the rate-limit counters are, answers ``503`` with
+``Retry-After``: on the API
 ``{"error": {"code": "unavailable", …}}``, elsewhere a short page that does
 not touch the database. A 503 means the request's transaction did not
 commit, except when the connection is lost during the COMMIT itself, where
@@ -16,6 +17,8 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
+
+from blueprints.rate_limits import CountersUnavailable
 
 # HTTP status -> the API's error code (spec §3).
 API_CODES = {
@@ -67,8 +70,8 @@ def _handle_http(exc: HTTPException) -> Response | tuple[str, int]:
     return response
 
 
-def _database_unavailable(exc: Exception) -> Response:
-    current_app.logger.error("database unavailable: %s", exc, exc_info=exc)
+def _unavailable(exc: Exception) -> Response:
+    current_app.logger.error("unavailable: %s", exc, exc_info=exc)
     message = "The service is briefly unavailable. Please try again in a few seconds."
     if is_api_path(request.path):
         response = api_error(503, message)
@@ -82,9 +85,11 @@ def _database_unavailable(exc: Exception) -> Response:
 
 
 def unavailable_errors(app: Flask) -> tuple[type[Exception], ...]:
-    """What a database that cannot serve raises, through SQLAlchemy or the raw cursors."""
+    """What a database that cannot serve raises, through SQLAlchemy or the raw
+    cursors, and what the rate limits raise when their counters cannot."""
     dbapi = app.extensions["creditline.db"].engine.dialect.loaded_dbapi
     return (
+        CountersUnavailable,
         sa_exc.OperationalError,
         sa_exc.InterfaceError,
         sa_exc.TimeoutError,  # no pooled connection free in time
@@ -95,7 +100,7 @@ def unavailable_errors(app: Flask) -> tuple[type[Exception], ...]:
 
 def init_app(app: Flask) -> None:
     for error in unavailable_errors(app):
-        app.register_error_handler(error, _database_unavailable)
+        app.register_error_handler(error, _unavailable)
     # InternalServerError is an HTTPException too: Flask wraps unhandled errors
     # in it (after logging them), and under TESTING re-raises them instead so
     # the test suite sees the real traceback.

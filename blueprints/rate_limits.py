@@ -12,6 +12,10 @@ Fixed windows counted in ``RATELIMIT_STORAGE_URI``:
   allowance (two workers let twice the limit through): for a single-process
   server or tests only.
 
+When the counters cannot be reached (Redis down, the file unusable) a
+limited request is refused with ``CountersUnavailable`` (a 503): neither let
+through unchecked nor a 500.
+
 Flask-Limiter itself was dropped: its per-request machinery ran on every
 request, limited or not, and cost more than a whole usage debit
 (``docs/PERFORMANCE.md``). Here a limited request costs one counter increment
@@ -20,6 +24,7 @@ per limit (one statement or round trip), and other requests cost nothing.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -29,12 +34,24 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
+from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from werkzeug.exceptions import TooManyRequests
 
 from core.accounts import normalise_email
 from core.config import default_ratelimit_storage_uri
+from core.errors import DomainError
 from core.rate_counters import FileCounters
+
+
+class CountersUnavailable(DomainError):
+    """Raised when the rate-limit counters cannot be reached or updated."""
+
+    code = "unavailable"
+
+
+# What the storages raise when they cannot count (limits wraps Redis' errors).
+_STORAGE_FAILURES = (StorageError, sqlite3.Error)
 
 
 @dataclass(frozen=True)
@@ -92,7 +109,7 @@ def open_storage(uri: str) -> Storage | _ProcessCounters | FileCounters:
         return _ProcessCounters()
     if uri.startswith(SQLITE_SCHEME):
         return FileCounters(uri[len(SQLITE_SCHEME) :])
-    return storage_from_string(uri)
+    return storage_from_string(uri, wrap_exceptions=True)
 
 
 class RateLimits:
@@ -110,11 +127,14 @@ class RateLimits:
         """Count one request against ``limit`` for ``identifiers``; may it proceed?"""
         item = _item(limit)
         bucket = item.key_for(self.prefix, *identifiers)
-        count = self.storage.incr(bucket, item.get_expiry())
-        if count <= item.amount:
-            return Verdict(True, item.amount, item.amount - count, 0)
-        retry_after = max(1, int(self.storage.get_expiry(bucket) - time.time()) + 1)
-        return Verdict(False, item.amount, 0, retry_after)
+        try:
+            count = self.storage.incr(bucket, item.get_expiry())
+            if count <= item.amount:
+                return Verdict(True, item.amount, item.amount - count, 0)
+            expires = self.storage.get_expiry(bucket)
+        except _STORAGE_FAILURES as exc:
+            raise CountersUnavailable(f"Rate-limit counters unavailable: {exc}") from exc
+        return Verdict(False, item.amount, 0, max(1, int(expires - time.time()) + 1))
 
 
 def rate_limits() -> RateLimits:

@@ -154,8 +154,8 @@ class Database:
         with self._idle_lock:
             cursor = self._idle.pop() if self._idle else None
         if cursor is None:
-            cursor = RawCursor(None, self.is_sqlite)
-            cursor.rebind(self._connect())
+            connection = self._connect()
+            cursor = RawCursor(connection.cursor(), self.is_sqlite, connection)
         elif not self.is_sqlite:
             cursor.first_failed = self._replace_dead
         try:

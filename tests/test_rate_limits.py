@@ -9,12 +9,14 @@ import socket
 import stat
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from blueprints import rate_limits
 from blueprints.rate_limits import RateLimits
 from core.rate_counters import FileCounters
+from tests.conftest import AuthActions, Billing, make_test_app
 
 
 class Clock:
@@ -148,3 +150,29 @@ def test_redis_windows_count_and_expire() -> None:
     verdicts = [limits.hit("3/minute", "api-key", "1") for _ in range(4)]
     assert [v.allowed for v in verdicts] == [True, True, True, False]
     assert 0 < verdicts[3].retry_after <= 61
+
+
+@pytest.mark.parametrize("where", ["redis-closed-port", "file-path-is-a-folder"])
+def test_counters_that_cannot_be_reached_answer_503(
+    db_config: dict[str, Any], tmp_path: Path, where: str
+) -> None:
+    """Neither a 500 nor a request let through unchecked."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    uri = {
+        "redis-closed-port": f"redis://127.0.0.1:{closed_port}/0",
+        "file-path-is-a-folder": f"sqlite:///{tmp_path}",
+    }[where]
+    app = make_test_app(db_config, RATELIMIT_STORAGE_URI=uri)
+    billing = Billing(app)
+    headers = {"Authorization": f"Bearer {billing.api_key()}"}
+    client = app.test_client()
+    response = client.get("/api/v1/balance?user=alice@example.com", headers=headers)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+    page = AuthActions(client).login("alice@example.com")
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert "redis" not in page.get_data(as_text=True).lower()
+    app.extensions["creditline.db"].dispose()
