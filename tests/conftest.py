@@ -282,6 +282,26 @@ def checkout(client: FlaskClient, amount: Any = 25) -> Any:
     return client.post("/pricing/checkout", data={"amount_usd": amount, "csrf_token": token})
 
 
+def wait_until_blocked(
+    engine: Any, what: str = "B never blocked on A's uncommitted insert"
+) -> None:
+    """PostgreSQL: return once some session of this database waits on a row or
+    index lock (so a race test knows its second transaction really collided)."""
+    with engine.connect() as probe:
+        for _ in range(1000):
+            waiting = probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar()
+            probe.rollback()
+            if waiting:
+                return
+            threading.Event().wait(0.01)
+    raise AssertionError(what)
+
+
 class LiveServer:
     def __init__(self, app: Any) -> None:
         self.app = app

@@ -7,12 +7,12 @@ import threading
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from core import audit, catalog
 from core.errors import ModelExists
 from core.models import AiModel, AuditEntry, ModelPriceChange
-from tests.conftest import USING_PG, AuthActions, Billing, csrf_token
+from tests.conftest import USING_PG, AuthActions, Billing, csrf_token, wait_until_blocked
 from tests.test_admin_keys import _admin
 
 
@@ -177,19 +177,7 @@ def test_two_admins_adding_the_same_model_at_once(admin: Billing) -> None:
         add(session_a, "a")
         b.start()
         if USING_PG:  # hold A open until B is really blocked on A's row
-            with admin.db.engine.connect() as probe:
-                for _ in range(500):
-                    waiting = probe.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                        )
-                    ).scalar()
-                    if waiting:
-                        break
-                    probe.rollback()
-                    threading.Event().wait(0.01)
-                assert waiting, "B never blocked on A's uncommitted insert"
+            wait_until_blocked(admin.db.engine)
     b.join(timeout=30)
     assert isinstance(answer.get("b"), ModelExists)
     with admin.db.read_session() as s:

@@ -25,7 +25,7 @@ from core.errors import InsufficientCredits
 from core.models import LedgerEntry, UsageEvent
 from core.pricebook import PriceBookCache
 from core.rawdb import RawCursor
-from tests.conftest import Billing
+from tests.conftest import Billing, wait_until_blocked
 
 pytestmark = pytest.mark.slow
 
@@ -107,8 +107,6 @@ def test_racing_the_same_event_id_answers_duplicate(app: Flask, billing: Billing
     """
     import threading
 
-    from sqlalchemy import text
-
     from tests.conftest import USING_PG
 
     billing.user("race@example.com", 100 * 1_000_000)
@@ -127,19 +125,7 @@ def test_racing_the_same_event_id_answers_duplicate(app: Flask, billing: Billing
         )
         b.start()
         if USING_PG:  # hold A open until B is really blocked on A's row
-            with billing.db.engine.connect() as probe:
-                for _ in range(500):
-                    waiting = probe.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                        )
-                    ).scalar()
-                    if waiting:
-                        break
-                    probe.rollback()
-                    threading.Event().wait(0.01)
-                assert waiting, "B never blocked on A's uncommitted insert"
+            wait_until_blocked(billing.db.engine)
     b.join(timeout=30)
     assert first.status == "charged"
     assert answer["b"].duplicate is True

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from core import stripe_events
 from core.models import StripeEvent, TopUpDispute
-from tests.conftest import USING_PG, Billing
+from tests.conftest import USING_PG, Billing, wait_until_blocked
 from tests.stripe_fake import FakeStripe, dispute_event, refund_event, session_event
 from tests.stripe_shop import (
     deliver_together,
@@ -122,23 +122,6 @@ def test_completion_and_success_page_at_once_credit_once(
     assert billing.problems() == []
 
 
-def _wait_until_blocked(billing: Billing) -> None:
-    """Until some session of this database waits on a row or index lock."""
-    with billing.db.engine.connect() as probe:
-        for _ in range(1000):
-            waiting = probe.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            ).scalar()
-            probe.rollback()
-            if waiting:
-                return
-            threading.Event().wait(0.01)
-    raise AssertionError("the event's transaction never blocked on the other's insert")
-
-
 def test_a_lost_unique_race_is_retried_not_answered_duplicate(
     shop: Flask, fake_stripe: FakeStripe
 ) -> None:
@@ -173,7 +156,9 @@ def test_a_lost_unique_race_is_retried_not_answered_duplicate(
         session_a.flush()
         b.start()
         if USING_PG:
-            _wait_until_blocked(billing)
+            wait_until_blocked(
+                billing.db.engine, "the event's transaction never blocked on the other's insert"
+            )
     b.join(timeout=30)
     assert answer["outcome"] == "processed"
     [dispute] = disputes(billing, topup_id)
