@@ -5,7 +5,9 @@ committed configuration (threaded workers), 2 workers.
 an id another client owns, to a wallet funded for exactly FUNDED events. The
 clients retry anything unacknowledged (connection errors, 5xx) with the same
 ids, as an integration must. In the crash variant the workers are killed with
-SIGKILL again and again during the load, and the master once.
+SIGKILL again and again during the load, and the master once; the clients
+keep re-sending ids they already sent until every planned kill has happened,
+so the crashes land under load however fast or slow the machine is.
 
 Afterwards exactly FUNDED events are charged, no id twice, the balance is 0,
 ``check-ledger`` is clean, SQLite's integrity_check is ok, and (without
@@ -23,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -39,6 +42,7 @@ SENDS_PER_CLIENT = 300  # events per client, singles and batches of 20
 FUNDED = 800
 COST = 4_500_000  # 1,000 in + 500 out of gpt-4o-mini at 10,000 credits/USD
 ACKNOWLEDGED = {200, 201, 402}
+WORKER_KILLS = 3
 
 
 def plan(client: int) -> list[list[str]]:
@@ -55,46 +59,55 @@ def plan(client: int) -> list[list[str]]:
     return groups
 
 
-def run_client(client: int, url: str, key: str) -> Counter:
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {key}"
-    seen: Counter = Counter()
+def send(session: requests.Session, url: str, group: list[str], seen: Counter) -> None:
+    """Send one request until it is acknowledged (or about a minute has passed)."""
     body = {
         "user": "load@example.com",
         "model": "gpt-4o-mini",
         "input_tokens": 1000,
         "output_tokens": 500,
     }
-    for group in plan(client):
-        for attempt in range(150):  # about a minute of retrying
-            try:
-                if len(group) == 1:
-                    r = session.post(
-                        url + "/api/v1/usage", json={"event_id": group[0], **body}, timeout=10
-                    )
-                    ok = r.status_code in ACKNOWLEDGED
-                else:
-                    events = [{"event_id": e, **body} for e in group]
-                    r = session.post(
-                        url + "/api/v1/usage/batch", json={"events": events}, timeout=10
-                    )
-                    ok = r.status_code == 200
-                seen[f"http_{r.status_code}"] += 1
-                if ok:
-                    break
-                if r.status_code < 500:
-                    seen["unexpected"] += 1
-                    break
-            except requests.RequestException:
-                seen["connection_error"] += 1
-            time.sleep(0.02 * min(attempt + 1, 25))
-        else:
-            seen["gave_up"] += 1
+    for attempt in range(150):
+        try:
+            if len(group) == 1:
+                r = session.post(
+                    url + "/api/v1/usage", json={"event_id": group[0], **body}, timeout=10
+                )
+                ok = r.status_code in ACKNOWLEDGED
+            else:
+                events = [{"event_id": e, **body} for e in group]
+                r = session.post(url + "/api/v1/usage/batch", json={"events": events}, timeout=10)
+                ok = r.status_code == 200
+            seen[f"http_{r.status_code}"] += 1
+            if ok:
+                return
+            if r.status_code < 500:
+                seen["unexpected"] += 1
+                return
+        except requests.RequestException:
+            seen["connection_error"] += 1
+        time.sleep(0.02 * min(attempt + 1, 25))
+    seen["gave_up"] += 1
+
+
+def run_client(client: int, url: str, key: str, chaos_done: Any) -> Counter:
+    """Send this client's plan, then re-send from it until ``chaos_done`` is set."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    seen: Counter = Counter()
+    groups = plan(client)
+    for group in groups:
+        send(session, url, group, seen)
+    resend = random.Random(client + 100)
+    deadline = time.monotonic() + 120
+    while not chaos_done.is_set() and time.monotonic() < deadline:
+        send(session, url, resend.choice(groups), seen)
     return seen
 
 
-def killer(server: Gunicorn, stop: threading.Event, kills: Counter) -> None:
-    """SIGKILL a worker every 0.4 s; once, midway, the master (then restart).
+def killer(server: Gunicorn, stop: threading.Event, kills: Counter, done: Any) -> None:
+    """SIGKILL a worker every 0.4 s; once, after 3 s, the master (then restart).
+    ``done`` is set once the master and WORKER_KILLS workers have been killed.
 
     Only a worker seen alive for a second is killed: on a loaded machine a
     worker can take longer than 0.4 s to boot, and killing every worker
@@ -127,6 +140,8 @@ def killer(server: Gunicorn, stop: threading.Event, kills: Counter) -> None:
                 kills["worker"] += 1
             except ProcessLookupError:
                 pass
+        if master_killed and kills["worker"] >= WORKER_KILLS:
+            done.set()
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["load", "crash"])
@@ -137,14 +152,22 @@ def test_exactly_once_under_load_and_crashes(db_config, tmp_path: Path, crash: b
     key = billing.api_key("load")
     server = Gunicorn(db_config, tmp_path)
     server.start()
+    spawn = multiprocessing.get_context("spawn")
+    manager = spawn.Manager()
+    chaos_done = manager.Event()
     stop, kills = threading.Event(), Counter()
-    chaos = threading.Thread(target=killer, args=(server, stop, kills), daemon=True)
+    chaos = threading.Thread(target=killer, args=(server, stop, kills, chaos_done), daemon=True)
     try:
         if crash:
             chaos.start()
-        with multiprocessing.get_context("spawn").Pool(CLIENTS) as pool:
-            results = pool.starmap(run_client, [(c, server.url, key) for c in range(CLIENTS)])
+        else:
+            chaos_done.set()
+        with spawn.Pool(CLIENTS) as pool:
+            results = pool.starmap(
+                run_client, [(c, server.url, key, chaos_done) for c in range(CLIENTS)]
+            )
     finally:
+        manager.shutdown()
         stop.set()
         if crash:
             chaos.join(timeout=30)
@@ -154,7 +177,7 @@ def test_exactly_once_under_load_and_crashes(db_config, tmp_path: Path, crash: b
 
     assert seen["gave_up"] == 0 and seen["unexpected"] == 0
     if crash:
-        assert kills["worker"] >= 3 and kills["master"] == 1
+        assert kills["worker"] >= WORKER_KILLS and kills["master"] == 1
     else:
         assert not any(k.startswith("http_5") for k in seen), seen
         assert seen["connection_error"] == 0
