@@ -100,6 +100,8 @@ class Wallet(Base):
         Integer, ForeignKey("users.id", ondelete="RESTRICT"), unique=True
     )
     balance_ucr: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Sum of the wallet's active holds (core.holds): available = balance - reserved.
+    reserved_ucr: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Set when a refund or dispute took the balance below zero; admins review.
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -234,7 +236,7 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (
         UniqueConstraint("integration_key_id", "event_id"),
-        CheckConstraint("status IN ('charged', 'rejected')", name="status"),
+        CheckConstraint("status IN ('charged', 'rejected', 'estimated')", name="status"),
         CheckConstraint("input_tokens >= 0 AND output_tokens >= 0", name="tokens"),
         # A user's history, newest first; and the admins' view of rejections.
         Index("ix_usage_events_user_received", "user_id", "received_at"),
@@ -244,7 +246,21 @@ class UsageEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    integration_key_id: Mapped[int] = mapped_column(Integer, ForeignKey("integration_keys.id"))
+    # Reported events carry their integration key; gateway and chat calls
+    # carry their hold instead (one usage event per settled hold).
+    integration_key_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("integration_keys.id"), default=None
+    )
+    hold_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("holds.id"), unique=True, default=None
+    )
+    user_key_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("user_api_keys.id"), default=None
+    )
+    # What users see as the source: "API", a key's name, "Chat · <app>".
+    source: Mapped[str] = mapped_column(String(120), default="API", server_default="API")
+    # A gateway call whose client left before the end (charged as drained).
+    disconnected: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     event_id: Mapped[str] = mapped_column(String(200))
     payload_hash: Mapped[str] = mapped_column(String(64))
     user_ref: Mapped[str] = mapped_column(String(254))  # the email as sent
@@ -402,3 +418,7 @@ class PaymentAnomaly(Base):
         Integer, ForeignKey("users.id"), index=True, default=None
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# The gateway's tables share this metadata: usage events point at holds.
+from core.gateway import models as _gateway_models  # noqa: E402, F401
