@@ -102,9 +102,7 @@ class UserApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
-    revoked_by_id: Mapped[int | None] = mapped_column(
-        Integer, ForeignKey("users.id"), default=None
-    )
+    revoked_by_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id"), default=None)
 
 
 class Hold(Base):
@@ -116,9 +114,7 @@ class Hold(Base):
 
     __tablename__ = "holds"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('active', 'settled', 'released', 'expired')", name="status"
-        ),
+        CheckConstraint("status IN ('active', 'settled', 'released', 'expired')", name="status"),
         CheckConstraint("amount_ucr >= 0 AND shortfall_ucr >= 0", name="amounts"),
         CheckConstraint(
             "charged_ucr IS NULL OR (charged_ucr >= 0 AND charged_ucr <= amount_ucr)",

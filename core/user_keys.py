@@ -1,0 +1,196 @@
+"""Users' own API keys for the gateway (``clk_…``).
+
+A key looks like ``clk_<8 id chars>_<43 secret chars>``. The first twelve
+characters are stored in clear as ``prefix`` (shown in lists, used to find the
+row); only the SHA-256 of the whole key is stored, and it is compared in
+constant time. ~256 bits of entropy make a fast hash enough. The full key is
+shown once, when it is created.
+
+A key may carry a credit limit (``spent + reserved`` through the key never
+exceeds it: ``core.holds`` moves both in the hold's transactions) and an
+expiry date (the key stops working at the start of that day, UTC). Revoking
+is final. A key's name is unique among its owner's keys not revoked, so
+``revoke-user-key EMAIL NAME`` names one key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.clock import utcnow
+from core.errors import ValidationError
+from core.gateway.models import UserApiKey
+from core.models import User
+from core.pricing import format_credits
+
+PREFIX_LENGTH = 12  # "clk_" + 8 characters
+MAX_KEYS_PER_USER = 50
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who a presented key belongs to, and what bounds its use."""
+
+    key_id: int
+    key_name: str
+    user_id: int
+    user_disabled: bool
+    limit_ucr: int | None
+    last_used_at: datetime | None
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def live(now: datetime | None = None) -> ColumnElement[bool]:
+    """The condition "this key still works" (not revoked, not expired)."""
+    now = now or utcnow()
+    return and_(
+        UserApiKey.revoked_at.is_(None),
+        (UserApiKey.expires_at.is_(None)) | (UserApiKey.expires_at > now),
+    )
+
+
+def create(
+    session: Session,
+    actor: audit.Actor,
+    user_id: int,
+    name: str,
+    *,
+    limit_ucr: int | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[UserApiKey, str]:
+    """A new key for ``user_id``; returns the row and the full key (never stored)."""
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 100:
+        raise ValidationError("Give the key a name of 1-100 characters.", field="name")
+    if limit_ucr is not None and limit_ucr <= 0:
+        raise ValidationError("A credit limit must be more than 0.", field="limit")
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise ValidationError("The expiry date must be in the future.", field="expires")
+    # Names are unique among keys not revoked (expired ones keep theirs).
+    mine = select(UserApiKey.name).where(
+        UserApiKey.user_id == user_id, UserApiKey.revoked_at.is_(None)
+    )
+    names = set(session.scalars(mine))
+    if name in names:
+        raise ValidationError(
+            "There is already a key with this name; revoke it or pick another.", field="name"
+        )
+    if len(names) >= MAX_KEYS_PER_USER:
+        raise ValidationError(
+            f"A user can have at most {MAX_KEYS_PER_USER} keys; revoke one first.", field="name"
+        )
+    key = "clk_" + secrets.token_urlsafe(6)[:8] + "_" + secrets.token_urlsafe(32)
+    row = UserApiKey(
+        user_id=user_id,
+        name=name,
+        prefix=key[:PREFIX_LENGTH],
+        key_hash=digest(key),
+        limit_ucr=limit_ucr,
+        expires_at=expires_at,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "user_key.create",
+        "user_api_key",
+        row.id,
+        after={
+            "user_id": user_id,
+            "name": name,
+            "prefix": row.prefix,
+            "limit": None if limit_ucr is None else format_credits(limit_ucr),
+            "expires_at": expires_at,
+        },
+    )
+    return row, key
+
+
+def authenticate(session: Session, presented: str) -> KeyHolder | None:
+    """The working key matching ``presented`` and its owner, or None."""
+    if not presented.startswith("clk_") or len(presented) > 200:
+        return None
+    row = session.execute(
+        select(
+            UserApiKey.id,
+            UserApiKey.name,
+            UserApiKey.key_hash,
+            UserApiKey.user_id,
+            UserApiKey.limit_ucr,
+            UserApiKey.last_used_at,
+            UserApiKey.revoked_at,
+            UserApiKey.expires_at,
+            User.is_disabled,
+        )
+        .join(User, User.id == UserApiKey.user_id)
+        .where(UserApiKey.prefix == presented[:PREFIX_LENGTH])
+    ).first()
+    # Hash and compare even when no row matched, so timing does not tell.
+    stored = row.key_hash if row is not None else "0" * 64
+    if not hmac.compare_digest(stored, digest(presented)) or row is None:
+        return None
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= utcnow()):
+        return None
+    return KeyHolder(
+        row.id, row.name, row.user_id, row.is_disabled, row.limit_ucr, row.last_used_at
+    )
+
+
+def keys_of(session: Session, user_id: int) -> list[UserApiKey]:
+    """A user's keys, newest first, revoked ones included."""
+    return list(
+        session.scalars(
+            select(UserApiKey)
+            .where(UserApiKey.user_id == user_id)
+            .order_by(UserApiKey.created_at.desc(), UserApiKey.id.desc())
+        )
+    )
+
+
+def revoke(
+    session: Session, actor: audit.Actor, key_id: int, *, owner_id: int | None = None
+) -> UserApiKey:
+    """Revoke a key (idempotent). With ``owner_id``, only that user's key."""
+    row = session.get(UserApiKey, key_id)
+    if row is None or (owner_id is not None and row.user_id != owner_id):
+        raise ValidationError("No such key.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        row.revoked_by_id = actor.user_id
+        audit.record(
+            session,
+            actor,
+            "user_key.revoke",
+            "user_api_key",
+            row.id,
+            before={"user_id": row.user_id, "name": row.name, "prefix": row.prefix},
+        )
+    return row
+
+
+def revoke_by_name(session: Session, actor: audit.Actor, user_id: int, name: str) -> UserApiKey:
+    """Revoke the user's key called ``name`` (one that is not revoked yet)."""
+    key_id = session.scalar(
+        select(UserApiKey.id).where(
+            UserApiKey.user_id == user_id,
+            UserApiKey.name == name.strip(),
+            UserApiKey.revoked_at.is_(None),
+        )
+    )
+    if key_id is None:
+        raise ValidationError(f"This user has no key named {name.strip()!r} to revoke.")
+    return revoke(session, actor, key_id)
