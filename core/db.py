@@ -16,9 +16,12 @@ is switched off (``isolation_level = None``) and the ``begin`` event emits our
 BEGIN. The listeners are attached to this app's engine only, never globally,
 so two apps in one process (tests, benchmarks) do not affect each other.
 
-PostgreSQL (``DATABASE_URL=postgresql+psycopg://…``) needs none of this: the
-ledger's conditional ``UPDATE … WHERE balance - cost >= -limit`` is safe under
-READ COMMITTED.
+PostgreSQL (``DATABASE_URL=postgresql+psycopg://…``) needs none of this and
+runs READ COMMITTED: ``core.ledger.post_entry`` moves a balance with one
+conditional ``UPDATE … SET balance = balance + amount WHERE <floor/ceiling>``,
+which is atomic there, and the usage path locks its wallet rows
+``SELECT … FOR UPDATE`` before deciding, then writes each balance as a
+compare-and-set on the value it read (``core.ledger.set_balances``).
 """
 
 from __future__ import annotations

@@ -33,8 +33,18 @@ same event id or reference collide on the UNIQUE constraint, the loser's
 transaction is rolled back and retried, and the retry finds the winner's row
 and answers as a duplicate.
 
-Usage events are priced and debited in ``core.usage_debits`` (the ingest hot
-path, on plain DBAPI cursors); everything else posts through ``post_entry``.
+Writers
+-------
+This module holds every writer of ``ledger_entries`` and of
+``wallets.balance_ucr``; nothing else in ``core`` writes either. Two ways in:
+
+* ``post_entry`` (ORM session): one entry and its balance change, with an
+  optional floor or ceiling. Top-ups, refunds, disputes, adjustments.
+* ``set_balances`` + ``post_usage_entries`` (raw DBAPI cursor): the usage
+  hot path (``core.usage_debits``) prices and decides a whole request in
+  Python under the write lock, then writes every changed balance as a
+  compare-and-set on the balance it read and every charge's entry with one
+  executemany. Any future debit path (a gateway's settle) goes through them.
 
 Rejections
 ----------
@@ -47,9 +57,10 @@ and nothing is lost. Replaying the same event returns the original outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import datetime
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import func, insert, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
@@ -68,6 +79,7 @@ from core.errors import (
 )
 from core.models import LedgerEntry, UsageDaily, UsageEvent, Wallet
 from core.pricing import format_credits
+from core.rawdb import RawCursor
 
 T = TypeVar("T")
 
@@ -149,6 +161,86 @@ def post_entry(
         .returning(LedgerEntry.id)
     ).scalar_one()
     return Posting(entry_id, balance, duplicate=False)
+
+
+# --- raw-cursor postings (the usage hot path) ------------------------------------
+
+
+class BalanceChange(NamedTuple):
+    """A wallet's balance as read under the write lock, and what it becomes."""
+
+    wallet_id: int
+    old_ucr: int
+    new_ucr: int
+
+
+class UsageEntry(NamedTuple):
+    """One ``usage`` ledger entry: a charge for the usage event ``reference`` names."""
+
+    wallet_id: int
+    amount_ucr: int  # negative: a debit
+    balance_after_ucr: int
+    reference: str  # "usage:<event pk>"
+    credits_per_usd: int
+    memo: str
+
+
+class StaleBalance(RuntimeError):
+    """Raised when a wallet's balance is no longer the one read under the write lock."""
+
+
+def set_balances(cur: RawCursor, changes: Iterable[BalanceChange]) -> None:
+    """Write new balances, each a compare-and-set on the balance read before.
+
+    In the caller's transaction, which read ``old_ucr`` while holding the
+    write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``FOR UPDATE``), so the
+    compare always holds; if it does not, the lock discipline is broken and
+    ``StaleBalance`` is raised (the transaction then rolls back) instead of
+    spending a balance twice. The caller posts the matching entries in the
+    same transaction (``post_usage_entries``). One statement per wallet.
+    """
+    for change in changes:
+        cur.execute(
+            _SET_BALANCE,
+            {"new": change.new_ucr, "id": change.wallet_id, "old": change.old_ucr},
+        )
+        if cur.rowcount != 1:
+            raise StaleBalance(f"wallet {change.wallet_id} changed under the write lock")
+
+
+def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at: datetime) -> None:
+    """Insert ``usage`` ledger entries, all created at ``created_at``.
+
+    In the caller's transaction, together with the ``set_balances`` they
+    explain. One executemany for the lot; a second charge of the same event
+    collides on UNIQUE (kind, reference) and raises the driver's IntegrityError.
+    """
+    if not entries:
+        return
+    at = cur.db_value(created_at)
+    cur.executemany(
+        _INSERT_USAGE_ENTRY,
+        [
+            {
+                "wallet_id": e.wallet_id,
+                "amount": e.amount_ucr,
+                "balance_after": e.balance_after_ucr,
+                "reference": e.reference,
+                "credits_per_usd": e.credits_per_usd,
+                "memo": e.memo,
+                "created_at": at,
+            }
+            for e in entries
+        ],
+    )
+
+
+_SET_BALANCE = "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old"
+_INSERT_USAGE_ENTRY = (
+    "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
+    " credits_per_usd, memo, created_at) VALUES (:wallet_id, :amount, :balance_after,"
+    " 'usage', :reference, :credits_per_usd, :memo, :created_at)"
+)
 
 
 def credit(
