@@ -22,6 +22,30 @@ conditional ``UPDATE … SET balance = balance + amount WHERE <floor/ceiling>``,
 which is atomic there, and the usage path locks its wallet rows
 ``SELECT … FOR UPDATE`` before deciding, then writes each balance as a
 compare-and-set on the value it read (``core.ledger.set_balances``).
+
+Who owns the transaction
+------------------------
+Core functions take a ``Session`` (or, on the ingest hot path, a
+``RawCursor``) and work inside the caller's transaction: the caller (a view,
+a CLI command, a test) opens it with ``Database.write()`` or
+``read_session()``, and everything it does commits or rolls back as one.
+Only a function that cannot live inside one transaction takes the
+``Database`` and opens its own, and there are three reasons for that:
+
+* it calls the network (Stripe), which never happens inside a write
+  transaction: ``payments.begin_checkout``, ``payments.fulfil``,
+  ``payments.from_stripe``, ``stripe_events.handle_event``;
+* it must retry a lost UNIQUE race, which takes a fresh transaction per
+  attempt (``retry_lost_races`` below): usage ingest
+  (``usage_debits.debit_usage`` / ``debit_usage_batch``), Stripe events
+  (``stripe_events.handle_event``) and Checkout reconciliation
+  (``payments.fulfil``);
+* it hashes a password, which is slow on purpose and must not hold the write
+  lock: ``accounts.register``, ``accounts.authenticate`` and
+  ``accounts.change_password`` read, hash outside any transaction, then write.
+
+``core.migrate`` hands the Database to Alembic, which runs its own
+transactions.
 """
 
 from __future__ import annotations

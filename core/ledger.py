@@ -33,6 +33,12 @@ same event id or reference collide on the UNIQUE constraint, the loser's
 transaction is rolled back and retried, and the retry finds the winner's row
 and answers as a duplicate.
 
+Transactions
+------------
+Every function here works in the caller's transaction (a ``Session``, or a
+``RawCursor`` on the hot path) and never commits: the rule of ``core.db``'s
+module docstring, "who owns the transaction".
+
 Writers
 -------
 This module holds every writer of ``ledger_entries`` and of
@@ -57,20 +63,18 @@ and nothing is lost. Replaying the same event returns the original outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 from sqlalchemy import func, insert, literal, select, union_all, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.accounts import find_user
 from core.bounds import MAX_AMOUNT_UCR, exact_sum
 from core.clock import utcnow
-from core.db import Database, retry_lost_races
 from core.errors import (
     BalanceLimit,
     InsufficientCredits,
@@ -81,22 +85,12 @@ from core.models import LedgerEntry, UsageDaily, UsageEvent, Wallet
 from core.pricing import format_credits
 from core.rawdb import RawCursor
 
-T = TypeVar("T")
-
 
 @dataclass(frozen=True)
 class Posting:
     entry_id: int
     balance_ucr: int
     duplicate: bool
-
-
-# --- transactions with retry --------------------------------------------------
-
-
-def _transact(db: Database, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in one write transaction, retrying lost UNIQUE races."""
-    return retry_lost_races(db.write, work, IntegrityError)
 
 
 # --- generic postings -----------------------------------------------------------
@@ -243,42 +237,15 @@ _INSERT_USAGE_ENTRY = (
 )
 
 
-def credit(
-    db: Database,
-    wallet_id: int,
-    amount_ucr: int,
-    kind: str,
-    reference: str,
-    *,
-    memo: str = "",
-    credits_per_usd: int | None = None,
+def adjust(
+    session: Session, actor: audit.Actor, email: str, amount_ucr: int, reason: str
 ) -> Posting:
-    """Add credits once per (kind, reference), e.g. a paid Checkout Session."""
-    if amount_ucr <= 0:
-        raise ValidationError("A credit must be positive.")
-
-    def work(session: Session) -> Posting:
-        posting = post_entry(
-            session,
-            wallet_id,
-            amount_ucr,
-            kind,
-            reference=reference,
-            memo=memo,
-            credits_per_usd=credits_per_usd,
-        )
-        assert posting is not None  # no floor on a credit
-        return posting
-
-    return _transact(db, work)
-
-
-def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason: str) -> Posting:
     """An admin's correction, positive or negative, with a required reason.
 
     A negative adjustment may not take the balance below zero: debt is only
     ever created by refunds and disputes, never by hand. A positive one may
-    not take it above ``bounds.MAX_AMOUNT_UCR`` (``BalanceLimit``).
+    not take it above ``bounds.MAX_AMOUNT_UCR`` (``BalanceLimit``). In the
+    caller's transaction: it has no reference, so no UNIQUE race to retry.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -291,45 +258,42 @@ def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason
             field="amount",
         )
 
-    def work(session: Session) -> Posting:
-        user = find_user(session, email)
-        if user is None:
-            raise UnknownUsageUser(f"No user with email {email!r}.")
-        posting = post_entry(
-            session,
-            user.wallet.id,
-            amount_ucr,
-            "adjustment",
-            floor_ucr=0 if amount_ucr < 0 else None,
-            ceiling_ucr=MAX_AMOUNT_UCR if amount_ucr > 0 else None,
-            memo=reason,
-            actor_id=actor.user_id,
+    user = find_user(session, email)
+    if user is None:
+        raise UnknownUsageUser(f"No user with email {email!r}.")
+    posting = post_entry(
+        session,
+        user.wallet.id,
+        amount_ucr,
+        "adjustment",
+        floor_ucr=0 if amount_ucr < 0 else None,
+        ceiling_ucr=MAX_AMOUNT_UCR if amount_ucr > 0 else None,
+        memo=reason,
+        actor_id=actor.user_id,
+    )
+    if posting is None and amount_ucr > 0:
+        raise BalanceLimit(
+            f"Adding {format_credits(amount_ucr)} credits would take {user.email} above "
+            f"the ceiling of {format_credits(MAX_AMOUNT_UCR)} credits per balance "
+            f"(balance {format_credits(user.wallet.balance_ucr)}).",
+            field="amount",
         )
-        if posting is None and amount_ucr > 0:
-            raise BalanceLimit(
-                f"Adding {format_credits(amount_ucr)} credits would take {user.email} above "
-                f"the ceiling of {format_credits(MAX_AMOUNT_UCR)} credits per balance "
-                f"(balance {format_credits(user.wallet.balance_ucr)}).",
-                field="amount",
-            )
-        if posting is None:
-            raise InsufficientCredits(
-                f"Removing {format_credits(-amount_ucr)} credits would take "
-                f"{user.email} below zero (balance {format_credits(user.wallet.balance_ucr)})."
-            )
-        audit.record(
-            session,
-            actor,
-            "wallet.adjust",
-            "wallet",
-            user.wallet.id,
-            before={"balance_ucr": posting.balance_ucr - amount_ucr},
-            after={"balance_ucr": posting.balance_ucr, "amount_ucr": amount_ucr},
-            reason=reason,
+    if posting is None:
+        raise InsufficientCredits(
+            f"Removing {format_credits(-amount_ucr)} credits would take "
+            f"{user.email} below zero (balance {format_credits(user.wallet.balance_ucr)})."
         )
-        return posting
-
-    return _transact(db, work)
+    audit.record(
+        session,
+        actor,
+        "wallet.adjust",
+        "wallet",
+        user.wallet.id,
+        before={"balance_ucr": posting.balance_ucr - amount_ucr},
+        after={"balance_ucr": posting.balance_ucr, "amount_ucr": amount_ucr},
+        reason=reason,
+    )
+    return posting
 
 
 # --- verification -------------------------------------------------------------
