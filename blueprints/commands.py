@@ -175,7 +175,8 @@ def set_model_price(
 def grant_credits(email: str, credits: str, reason: str) -> None:
     try:
         amount = pricing.parse_credits(credits, allow_negative=True)
-        posting = ledger.adjust(database(), audit.CLI, email, amount, reason)
+        with database().write() as s:
+            posting = ledger.adjust(s, audit.CLI, email, amount, reason)
     except (DomainError, AmountError) as exc:
         _fail(exc)
     click.echo(

@@ -91,7 +91,8 @@ class User(Base):
 
 
 class Wallet(Base):
-    """A user's credit balance. Only ``core.ledger`` changes ``balance_ucr``."""
+    """A user's credit balance. Only ``core.ledger`` changes ``balance_ucr``
+    (``post_entry``, ``set_balances``), always with a ledger entry."""
 
     __tablename__ = "wallets"
 

@@ -78,24 +78,24 @@ def _check_offered(book: PriceBook, amount_usd: int) -> None:
         raise ValidationError("Choose one of the top-up amounts offered.", field="amount_usd")
 
 
-def start_topup(db: Database, prices: PriceBookCache, user_id: int, amount_usd: int) -> TopUp:
-    """A pending top-up quoting the credits ``amount_usd`` buys right now."""
-    with db.write() as session:
-        book = prices.get(session)
-        _check_offered(book, amount_usd)
-        wallet_id = session.scalar(select(Wallet.id).where(Wallet.user_id == user_id))
-        topup = TopUp(
-            user_id=user_id,
-            wallet_id=wallet_id,
-            amount_cents=amount_usd * 100,
-            credits_ucr=credits_for_cents(amount_usd * 100, book.credits_per_usd),
-            credits_per_usd=book.credits_per_usd,
-            rate_version_id=book.rate_version_id,
-            status="pending",
-        )
-        session.add(topup)
-        session.flush()
-        return topup
+def start_topup(session: Session, prices: PriceBookCache, user_id: int, amount_usd: int) -> TopUp:
+    """A pending top-up quoting the credits ``amount_usd`` buys right now, in
+    the caller's transaction (which commits it before Stripe is called)."""
+    book = prices.get(session)
+    _check_offered(book, amount_usd)
+    wallet_id = session.scalar(select(Wallet.id).where(Wallet.user_id == user_id))
+    topup = TopUp(
+        user_id=user_id,
+        wallet_id=wallet_id,
+        amount_cents=amount_usd * 100,
+        credits_ucr=credits_for_cents(amount_usd * 100, book.credits_per_usd),
+        credits_per_usd=book.credits_per_usd,
+        rate_version_id=book.rate_version_id,
+        status="pending",
+    )
+    session.add(topup)
+    session.flush()
+    return topup
 
 
 def from_stripe(
@@ -132,7 +132,8 @@ def begin_checkout(
         _check_offered(prices.get(session), amount_usd)
     if not gateway.configured:
         raise PaymentsNotConfigured("Card payments are not configured.")
-    topup = start_topup(db, prices, user_id, amount_usd)
+    with db.write() as session:
+        topup = start_topup(session, prices, user_id, amount_usd)
     checkout = from_stripe(  # outside any transaction
         db,
         lambda: gateway.create_session(topup, success_url, cancel_url),
