@@ -37,7 +37,7 @@ answers as a duplicate.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str
@@ -426,23 +426,32 @@ class _Writes:
             ],
             self.now,
         )
-        day = cur.db_value(self.now.date())
-        cur.executemany(
-            _UPSERT_ROLLUP,
-            [
-                {
-                    "user_id": user_id,
-                    "day": day,
-                    "model_id": model_id,
-                    "events": sums[0],
-                    "input_tokens": sums[1],
-                    "output_tokens": sums[2],
-                    "cost_ucr": sums[3],
-                }
-                for (user_id, model_id), sums in self.rollups.items()
-            ],
-        )
+        add_to_rollups(cur, self.now, self.rollups)
         cur.executemany(_INSERT_NOTIFICATION, self.notifications)
+
+
+def add_to_rollups(
+    cur: RawCursor, now: datetime, rollups: Mapping[tuple[int, int], Sequence[int]]
+) -> None:
+    """Add charged events to ``usage_daily``: (user, model) -> [events, input
+    tokens, output tokens, cost]. In the transaction that charges them (every
+    path that writes a charged usage event calls this)."""
+    day = cur.db_value(now.date())
+    cur.executemany(
+        _UPSERT_ROLLUP,
+        [
+            {
+                "user_id": user_id,
+                "day": day,
+                "model_id": model_id,
+                "events": sums[0],
+                "input_tokens": sums[1],
+                "output_tokens": sums[2],
+                "cost_ucr": sums[3],
+            }
+            for (user_id, model_id), sums in rollups.items()
+        ],
+    )
 
 
 _UPSERT_ROLLUP = (

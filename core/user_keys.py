@@ -28,7 +28,7 @@ from core import audit
 from core.clock import utcnow
 from core.errors import ValidationError
 from core.gateway.models import UserApiKey
-from core.models import User
+from core.models import User, Wallet
 from core.pricing import format_credits
 
 PREFIX_LENGTH = 12  # "clk_" + 8 characters
@@ -42,6 +42,8 @@ class KeyHolder:
     key_id: int
     key_name: str
     user_id: int
+    user_email: str
+    wallet_id: int
     user_disabled: bool
     limit_ucr: int | None
     last_used_at: datetime | None
@@ -134,9 +136,12 @@ def authenticate(session: Session, presented: str) -> KeyHolder | None:
             UserApiKey.last_used_at,
             UserApiKey.revoked_at,
             UserApiKey.expires_at,
+            User.email,
             User.is_disabled,
+            Wallet.id.label("wallet_id"),
         )
         .join(User, User.id == UserApiKey.user_id)
+        .join(Wallet, Wallet.user_id == User.id)
         .where(UserApiKey.prefix == presented[:PREFIX_LENGTH])
     ).first()
     # Hash and compare even when no row matched, so timing does not tell.
@@ -146,7 +151,14 @@ def authenticate(session: Session, presented: str) -> KeyHolder | None:
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= utcnow()):
         return None
     return KeyHolder(
-        row.id, row.name, row.user_id, row.is_disabled, row.limit_ucr, row.last_used_at
+        row.id,
+        row.name,
+        row.user_id,
+        row.email,
+        row.wallet_id,
+        row.is_disabled,
+        row.limit_ucr,
+        row.last_used_at,
     )
 
 

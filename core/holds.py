@@ -1,0 +1,408 @@
+"""Holds: two-phase debits for calls whose cost is known only afterwards.
+
+Design
+------
+Before the gateway (or a chat turn) calls an upstream, it *takes a hold*: it
+reserves the call's worst-case cost on the wallet. Afterwards the hold is
+*settled* (the real cost is charged, at most the hold, and the rest freed),
+*released* (nothing charged) or, if nobody closes it in time (the process
+died mid-call), *expires* (released; admins see it).
+
+A wallet keeps ``balance_ucr`` (changed only by ``core.ledger``) and
+``reserved_ucr``, the sum of its active holds. **Available = balance −
+reserved**, and every debit path that checks funds checks available: holds,
+the usage API and admin negative adjustments, so reported usage cannot spend
+what running calls reserved.
+
+A hold snapshots the rate and the model's prices; its settlement prices the
+reported tokens with that snapshot, so an admin's edit mid-call cannot make
+the charge exceed the hold. The charge is ``min(actual, hold)``; the rest of
+the actual cost is the *shortfall*, recorded on the hold for admins. Holds are
+not ledger entries: only a settle's charge is, as a ``usage`` entry explained
+by the usage event it writes (``hold_id`` set), through the ledger's own
+raw-cursor writers (``core.ledger.set_balances`` / ``post_usage_entries``).
+
+A hold may go through a user's key (``user_api_keys``): the key's
+``reserved_ucr`` and ``spent_ucr`` move in the same transactions, and a key
+with a limit refuses a hold that would take ``spent + reserved`` past it.
+
+Invariants (``check_holds`` and ``flask check-ledger``):
+
+1. For every wallet, ``reserved_ucr`` = the sum of its active holds; for every
+   key, ``reserved_ucr`` = the sum of its active holds and ``spent_ucr`` = the
+   sum of its settled holds' charges.
+2. A hold leaves ``active`` exactly once: every change of state is
+   ``UPDATE … WHERE id = ? AND status = 'active'`` and only the statement that
+   changed the row goes on to move money.
+3. One usage event per settled hold (UNIQUE ``usage_events.hold_id``), whose
+   cost is the hold's charge; no other hold has one.
+4. ``charged ≤ amount`` for every hold (a CHECK constraint as well).
+
+Concurrency
+-----------
+Every function here runs in the caller's write transaction on a raw cursor
+(``Database.raw_write``). Taking a hold is one conditional UPDATE of the
+wallet (``… WHERE balance − reserved − amount ≥ −overdraft``): on SQLite the
+transaction began ``IMMEDIATE``, so writers are serialised; on PostgreSQL the
+UPDATE locks the wallet row and re-evaluates its condition after any wait, so
+two holds can never both spend the same credits. Rows are locked in one
+order everywhere (holds, then wallets, then keys) so no two of these
+transactions deadlock.
+
+Expiry is lazy: a wallet's overdue holds are expired when it takes its next
+hold, and ``flask release-expired-holds`` sweeps them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from core.errors import DomainError, InsufficientCredits
+from core.ledger import BalanceChange, UsageEntry, post_usage_entries, set_balances
+from core.pricing import format_credits, usage_cost_ucr
+from core.rawdb import RawCursor
+from core.usage_debits import add_to_rollups
+
+
+class HoldStatus(StrEnum):
+    """Where a hold is in its life; it leaves ``active`` once."""
+
+    ACTIVE = "active"
+    SETTLED = "settled"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class KeyLimitReached(DomainError):
+    """Raised when a hold would take a key's spent + reserved past its limit."""
+
+    code = "key_limit_reached"
+
+
+class ConcurrencyLimited(DomainError):
+    """Raised when a user already has as many calls running as allowed."""
+
+    code = "concurrency_limited"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The rate and prices a hold was taken at (its settlement uses them)."""
+
+    model_id: int
+    model_name: str
+    credits_per_usd: int
+    input_uusd_per_m: int
+    output_uusd_per_m: int
+    rate_version_id: int | None
+    price_version_id: int | None
+
+    def cost(self, input_tokens: int, output_tokens: int) -> int:
+        return usage_cost_ucr(
+            input_tokens,
+            output_tokens,
+            self.input_uusd_per_m,
+            self.output_uusd_per_m,
+            self.credits_per_usd,
+        )
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """What a caller asks to reserve, before a call."""
+
+    user_id: int
+    user_email: str
+    wallet_id: int
+    user_key_id: int | None
+    source: str  # what users see: the key's name, "Chat · <app>"
+    snapshot: Snapshot
+    max_input_tokens: int
+    max_output_tokens: int
+    overdraft_ucr: int
+    ttl: timedelta
+
+    @property
+    def amount_ucr(self) -> int:
+        return self.snapshot.cost(self.max_input_tokens, self.max_output_tokens)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An active hold, as its taker knows it."""
+
+    id: int
+    request: HoldRequest
+    amount_ucr: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a settle did: the charge, any shortfall, and the balance after."""
+
+    hold_id: int
+    charged_ucr: int
+    shortfall_ucr: int
+    balance_ucr: int
+    usage_event_id: int
+    duplicate: bool
+
+
+def _available_error(cur: RawCursor, wallet_id: int, amount: int) -> InsufficientCredits:
+    available = cur.scalar(
+        "SELECT balance_ucr - reserved_ucr FROM wallets WHERE id = :w", {"w": wallet_id}
+    )
+    return InsufficientCredits(
+        f"This call may cost up to {format_credits(amount)} credits; "
+        f"{format_credits(available)} are available.",
+        required=format_credits(amount),
+        available=format_credits(available),
+    )
+
+
+def take(
+    cur: RawCursor, request: HoldRequest, now: datetime, *, max_active: int | None = None
+) -> Hold:
+    """Reserve the worst case of a call, or refuse (nothing changes then).
+
+    Raises ``InsufficientCredits`` (details: required, available),
+    ``KeyLimitReached`` or, when the user already has ``max_active`` active
+    holds, ``ConcurrencyLimited``; the caller's transaction must then roll
+    back. The count is taken under the wallet's lock, so it holds across
+    processes and servers.
+    """
+    expire_overdue(cur, now, wallet_id=request.wallet_id)
+    amount = request.amount_ucr
+    changed = cur.execute(
+        "UPDATE wallets SET reserved_ucr = reserved_ucr + :amount"
+        " WHERE id = :w AND balance_ucr - reserved_ucr >= :need",
+        {"amount": amount, "w": request.wallet_id, "need": amount - request.overdraft_ucr},
+    ).rowcount
+    if changed != 1:
+        raise _available_error(cur, request.wallet_id, amount)
+    if max_active is not None:
+        running = cur.scalar(
+            "SELECT COUNT(*) FROM holds WHERE wallet_id = :w AND status = 'active'",
+            {"w": request.wallet_id},
+        )
+        if running >= max_active:
+            raise ConcurrencyLimited(
+                f"You already have {running} calls running; wait for one to finish.",
+                retry_after=1,
+            )
+    if request.user_key_id is not None:
+        changed = cur.execute(
+            "UPDATE user_api_keys SET reserved_ucr = reserved_ucr + :amount WHERE id = :k"
+            " AND (limit_ucr IS NULL OR spent_ucr + reserved_ucr + :amount <= limit_ucr)",
+            {"amount": amount, "k": request.user_key_id},
+        ).rowcount
+        if changed != 1:
+            raise KeyLimitReached(
+                "This call may cost more than is left of this key's credit limit.",
+                required=format_credits(amount),
+            )
+    snap = request.snapshot
+    expires_at = now + request.ttl
+    (hold_id,) = cur.insert_with_ids(
+        "holds",
+        [
+            {
+                "wallet_id": request.wallet_id,
+                "user_id": request.user_id,
+                "user_key_id": request.user_key_id,
+                "model_id": snap.model_id,
+                "source": request.source,
+                "amount_ucr": amount,
+                "max_input_tokens": request.max_input_tokens,
+                "max_output_tokens": request.max_output_tokens,
+                "credits_per_usd": snap.credits_per_usd,
+                "input_price_uusd_per_m": snap.input_uusd_per_m,
+                "output_price_uusd_per_m": snap.output_uusd_per_m,
+                "rate_version_id": snap.rate_version_id,
+                "price_version_id": snap.price_version_id,
+                "status": HoldStatus.ACTIVE.value,
+                "shortfall_ucr": 0,
+                "created_at": cur.db_value(now),
+                "expires_at": cur.db_value(expires_at),
+            }
+        ],
+    )
+    return Hold(hold_id, request, amount, expires_at)
+
+
+def _close(cur: RawCursor, hold_id: int, status: HoldStatus, now: datetime, **values: Any) -> bool:
+    """Move an active hold to ``status``; False if it had already left ``active``."""
+    sets = "".join(f", {column} = :{column}" for column in values)
+    return (
+        cur.execute(
+            f"UPDATE holds SET status = :status, closed_at = :now{sets}"
+            " WHERE id = :id AND status = 'active'",
+            {"status": status.value, "now": cur.db_value(now), "id": hold_id, **values},
+        ).rowcount
+        == 1
+    )
+
+
+def _unreserve(cur: RawCursor, wallet_id: int, key_id: int | None, amount: int, spent: int) -> int:
+    """Free ``amount`` on the wallet (and key; ``spent`` moves to the key's spent).
+    Returns the wallet's balance, read under the row lock this takes."""
+    balance = cur.execute(
+        "UPDATE wallets SET reserved_ucr = reserved_ucr - :amount WHERE id = :w"
+        " RETURNING balance_ucr",
+        {"amount": amount, "w": wallet_id},
+    ).fetchone()
+    assert balance is not None, f"wallet {wallet_id} is gone"
+    if key_id is not None:
+        cur.execute(
+            "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount,"
+            " spent_ucr = spent_ucr + :spent WHERE id = :k",
+            {"amount": amount, "spent": spent, "k": key_id},
+        )
+    return int(balance[0])
+
+
+def settle(
+    cur: RawCursor,
+    hold: Hold,
+    input_tokens: int,
+    output_tokens: int,
+    now: datetime,
+    *,
+    estimated: bool = False,
+    disconnected: bool = False,
+    event_id: str | None = None,
+) -> Settlement:
+    """Charge a call's real usage (priced at the hold's snapshot), at most the hold.
+
+    Exactly once: a second settle (or a settle after a release or expiry)
+    changes nothing and returns the stored outcome marked duplicate.
+    ``estimated`` marks a charge computed from bytes, not reported usage.
+    """
+    request, snap = hold.request, hold.request.snapshot
+    actual = snap.cost(input_tokens, output_tokens)
+    charge = min(actual, hold.amount_ucr)
+    shortfall = actual - charge
+    if not _close(
+        cur, hold.id, HoldStatus.SETTLED, now, charged_ucr=charge, shortfall_ucr=shortfall
+    ):
+        return _stored_settlement(cur, hold.id)
+    old = _unreserve(cur, request.wallet_id, request.user_key_id, hold.amount_ucr, charge)
+    new = old - charge
+    if charge:
+        set_balances(cur, [BalanceChange(request.wallet_id, old, new)])
+    at = cur.db_value(now)
+    (event_pk,) = cur.insert_with_ids(
+        "usage_events",
+        [
+            {
+                "integration_key_id": None,
+                "hold_id": hold.id,
+                "user_key_id": request.user_key_id,
+                "source": request.source,
+                "disconnected": disconnected,
+                "event_id": event_id or f"hold-{hold.id}",
+                "payload_hash": hashlib.sha256(f"hold:{hold.id}".encode()).hexdigest(),
+                "user_ref": request.user_email,
+                "user_id": request.user_id,
+                "model_name": snap.model_name,
+                "model_id": snap.model_id,
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cost_ucr": charge,
+                "status": "estimated" if estimated else "charged",
+                "reason_code": None,
+                "reason": None,
+                "credits_per_usd": snap.credits_per_usd,
+                "input_price_uusd_per_m": snap.input_uusd_per_m,
+                "output_price_uusd_per_m": snap.output_uusd_per_m,
+                "rate_version_id": snap.rate_version_id,
+                "price_version_id": snap.price_version_id,
+                "balance_after_ucr": new,
+                "conversation_id": None,
+                "occurred_at": at,
+                "received_at": at,
+            }
+        ],
+    )
+    memo = f"{snap.model_name}: {input_tokens} in / {output_tokens} out ({request.source})"
+    post_usage_entries(
+        cur,
+        [
+            UsageEntry(
+                request.wallet_id, -charge, new, f"usage:{event_pk}", snap.credits_per_usd, memo
+            )
+        ],
+        now,
+    )
+    add_to_rollups(
+        cur, now, {(request.user_id, snap.model_id): (1, input_tokens, output_tokens, charge)}
+    )
+    return Settlement(hold.id, charge, shortfall, new, event_pk, duplicate=False)
+
+
+def _stored_settlement(cur: RawCursor, hold_id: int) -> Settlement:
+    row = cur.execute(
+        "SELECT h.charged_ucr, h.shortfall_ucr, e.balance_after_ucr, e.id"
+        " FROM holds h LEFT JOIN usage_events e ON e.hold_id = h.id WHERE h.id = :id",
+        {"id": hold_id},
+    ).fetchone()
+    assert row is not None, f"hold {hold_id} is gone"
+    charged, shortfall, balance, event_pk = row
+    return Settlement(hold_id, charged or 0, shortfall or 0, balance or 0, event_pk or 0, True)
+
+
+def release(cur: RawCursor, hold: Hold, reason_code: str, now: datetime) -> bool:
+    """Free a hold with no charge. False if it had already been closed."""
+    if not _close(cur, hold.id, HoldStatus.RELEASED, now, reason_code=reason_code):
+        return False
+    request = hold.request
+    _unreserve(cur, request.wallet_id, request.user_key_id, hold.amount_ucr, 0)
+    return True
+
+
+def release_by_id(cur: RawCursor, hold_id: int, reason_code: str, now: datetime) -> bool:
+    """Free an active hold known only by id (admins, the CLI). False if closed."""
+    row = cur.execute(
+        "SELECT wallet_id, user_key_id, amount_ucr FROM holds WHERE id = :id AND status = 'active'",
+        {"id": hold_id},
+    ).fetchone()
+    if row is None or not _close(cur, hold_id, HoldStatus.RELEASED, now, reason_code=reason_code):
+        return False
+    _unreserve(cur, row[0], row[1], row[2], 0)
+    return True
+
+
+def expire_overdue(cur: RawCursor, now: datetime, *, wallet_id: int | None = None) -> list[int]:
+    """Expire active holds past their time (one wallet's, or all); their ids."""
+    where = " AND wallet_id = :w" if wallet_id is not None else ""
+    rows = cur.execute(
+        "UPDATE holds SET status = 'expired', closed_at = :now, reason_code = 'expired'"
+        f" WHERE status = 'active' AND expires_at < :now{where}"
+        " RETURNING id, wallet_id, user_key_id, amount_ucr",
+        {"now": cur.db_value(now), "w": wallet_id},
+    ).fetchall()
+    if not rows:
+        return []
+    wallets: dict[int, int] = defaultdict(int)
+    keys: dict[int, int] = defaultdict(int)
+    for _, wallet, key, amount in rows:
+        wallets[wallet] += amount
+        if key is not None:
+            keys[key] += amount
+    for wallet in sorted(wallets):
+        cur.execute(
+            "UPDATE wallets SET reserved_ucr = reserved_ucr - :amount WHERE id = :w",
+            {"amount": wallets[wallet], "w": wallet},
+        )
+    for key in sorted(keys):
+        cur.execute(
+            "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount WHERE id = :k",
+            {"amount": keys[key], "k": key},
+        )
+    return sorted(row[0] for row in rows)

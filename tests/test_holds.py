@@ -1,0 +1,225 @@
+"""Holds (core.holds): reserve the worst case, settle or release exactly once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core import audit, holds, user_keys
+from core.accounts import find_user
+from core.clock import utcnow
+from core.errors import InsufficientCredits
+from core.gateway.models import Hold as HoldRow
+from core.gateway.models import UserApiKey
+from core.holds import ConcurrencyLimited, HoldRequest, KeyLimitReached, Snapshot
+from core.models import LedgerEntry, UsageEvent
+from tests.conftest import Billing
+
+CR = 1_000_000
+# gpt-4o-mini at the default rate: 1,000 in + 500 out = 4.5 credits.
+SNAPSHOT = Snapshot(
+    model_id=0,
+    model_name="gpt-4o-mini",
+    credits_per_usd=10_000,
+    input_uusd_per_m=150_000,
+    output_uusd_per_m=600_000,
+    rate_version_id=None,
+    price_version_id=None,
+)
+
+
+def request_for(
+    billing: Billing,
+    email: str,
+    *,
+    key_id: int | None = None,
+    tokens: tuple[int, int] = (1000, 500),
+    overdraft: int = 0,
+    ttl: timedelta = timedelta(minutes=5),
+) -> HoldRequest:
+    model_id = model_of(billing)
+    with billing.db.read_session() as s:
+        user = find_user(s, email)
+        return HoldRequest(
+            user_id=user.id,
+            user_email=user.email,
+            wallet_id=user.wallet.id,
+            user_key_id=key_id,
+            source="laptop",
+            snapshot=Snapshot(**{**SNAPSHOT.__dict__, "model_id": model_id}),
+            max_input_tokens=tokens[0],
+            max_output_tokens=tokens[1],
+            overdraft_ucr=overdraft,
+            ttl=ttl,
+        )
+
+
+def model_of(billing: Billing) -> int:
+    with billing.db.read_session() as s:
+        return billing.prices.get(s).models["gpt-4o-mini"].id
+
+
+def take(billing: Billing, request: HoldRequest, **kw: int) -> holds.Hold:
+    with billing.db.raw_write() as cur:
+        return holds.take(cur, request, utcnow(), **kw)
+
+
+def wallet(billing: Billing, email: str) -> tuple[int, int]:
+    with billing.db.read_session() as s:
+        w = find_user(s, email).wallet
+        return w.balance_ucr, w.reserved_ucr
+
+
+def test_a_hold_reserves_and_a_settle_charges_the_actual_cost(billing: Billing) -> None:
+    billing.user("kim@example.com", 10 * CR)
+    hold = take(billing, request_for(billing, "kim@example.com"))
+    assert hold.amount_ucr == 4_500_000
+    assert wallet(billing, "kim@example.com") == (10 * CR, 4_500_000)
+    with billing.db.raw_write() as cur:
+        settled = holds.settle(cur, hold, 100, 50, utcnow())
+    # 100 in + 50 out = 0.45 credits, the rest of the hold freed.
+    assert (settled.charged_ucr, settled.shortfall_ucr, settled.duplicate) == (450_000, 0, False)
+    assert wallet(billing, "kim@example.com") == (10 * CR - 450_000, 0)
+    with billing.db.read_session() as s:
+        event = s.scalar(select(UsageEvent).where(UsageEvent.hold_id == hold.id))
+        entry = s.scalar(select(LedgerEntry).where(LedgerEntry.reference == f"usage:{event.id}"))
+        row = s.get(HoldRow, hold.id)
+    assert event.status == "charged" and event.cost_ucr == 450_000 and event.source == "laptop"
+    assert entry.amount_ucr == -450_000 and entry.balance_after_ucr == 10 * CR - 450_000
+    assert (row.status, row.charged_ucr) == ("settled", 450_000)
+    assert billing.problems() == []
+
+
+def test_the_charge_is_capped_at_the_hold_and_the_shortfall_recorded(billing: Billing) -> None:
+    billing.user("kim@example.com", 10 * CR)
+    hold = take(billing, request_for(billing, "kim@example.com"))
+    with billing.db.raw_write() as cur:
+        settled = holds.settle(cur, hold, 2000, 1000, utcnow())  # 9 credits actual
+    assert (settled.charged_ucr, settled.shortfall_ucr) == (4_500_000, 4_500_000)
+    with billing.db.read_session() as s:
+        assert s.get(HoldRow, hold.id).shortfall_ucr == 4_500_000
+    assert billing.problems() == []
+
+
+def test_settle_and_release_happen_once_whoever_comes_second(billing: Billing) -> None:
+    billing.user("kim@example.com", 10 * CR)
+    hold = take(billing, request_for(billing, "kim@example.com"))
+    with billing.db.raw_write() as cur:
+        first = holds.settle(cur, hold, 100, 50, utcnow())
+    with billing.db.raw_write() as cur:
+        again = holds.settle(cur, hold, 1000, 500, utcnow())
+        assert not holds.release(cur, hold, "test", utcnow())
+    assert again.duplicate and again.charged_ucr == first.charged_ucr
+    assert again.usage_event_id == first.usage_event_id
+    assert wallet(billing, "kim@example.com") == (10 * CR - 450_000, 0)
+    other = take(billing, request_for(billing, "kim@example.com"))
+    with billing.db.raw_write() as cur:
+        assert holds.release(cur, other, "upstream_error", utcnow())
+        late = holds.settle(cur, other, 1000, 500, utcnow())
+    assert late.duplicate and late.charged_ucr == 0
+    assert wallet(billing, "kim@example.com") == (10 * CR - 450_000, 0)
+    with billing.db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(UsageEvent)) == 1
+    assert billing.problems() == []
+
+
+def test_available_not_balance_decides_and_a_refusal_changes_nothing(billing: Billing) -> None:
+    billing.user("kim@example.com", 10 * CR)
+    take(billing, request_for(billing, "kim@example.com"))
+    take(billing, request_for(billing, "kim@example.com"))  # 9 of 10 credits reserved
+    with pytest.raises(InsufficientCredits) as refused:
+        take(billing, request_for(billing, "kim@example.com"))
+    assert refused.value.details == {"required": "4.5", "available": "1"}
+    assert wallet(billing, "kim@example.com") == (10 * CR, 9 * CR)
+    # The overdraft limit lets available go down to minus the limit, no further.
+    take(billing, request_for(billing, "kim@example.com", overdraft=4 * CR))
+    assert wallet(billing, "kim@example.com") == (10 * CR, 13_500_000)
+    assert billing.problems() == []
+
+
+def test_a_keys_limit_counts_spent_and_reserved(billing: Billing) -> None:
+    kim = billing.user("kim@example.com", 100 * CR)
+    with billing.db.write() as s:
+        key, _ = user_keys.create(s, audit.CLI, kim.id, "ci", limit_ucr=10 * CR)
+        key_id = key.id
+    first = take(billing, request_for(billing, "kim@example.com", key_id=key_id))
+    with billing.db.raw_write() as cur:
+        holds.settle(cur, first, 1000, 500, utcnow())  # 4.5 spent
+    take(billing, request_for(billing, "kim@example.com", key_id=key_id))  # 4.5 reserved
+    with pytest.raises(KeyLimitReached):
+        take(billing, request_for(billing, "kim@example.com", key_id=key_id))
+    with billing.db.read_session() as s:
+        row = s.get(UserApiKey, key_id)
+        assert (row.spent_ucr, row.reserved_ucr) == (4_500_000, 4_500_000)
+    # The refused hold rolled back with its wallet reservation.
+    assert wallet(billing, "kim@example.com") == (100 * CR - 4_500_000, 4_500_000)
+    assert billing.problems() == []
+
+
+def test_a_users_running_calls_are_capped(billing: Billing) -> None:
+    billing.user("kim@example.com", 100 * CR)
+    for _ in range(3):
+        take(billing, request_for(billing, "kim@example.com"), max_active=3)
+    with pytest.raises(ConcurrencyLimited):
+        take(billing, request_for(billing, "kim@example.com"), max_active=3)
+    assert wallet(billing, "kim@example.com")[1] == 3 * 4_500_000
+
+
+def test_overdue_holds_expire_at_the_next_hold_and_in_a_sweep(billing: Billing) -> None:
+    billing.user("kim@example.com", 10 * CR)
+    billing.user("lee@example.com", 10 * CR)
+    stale = take(billing, request_for(billing, "kim@example.com", ttl=timedelta(seconds=-1)))
+    other = take(billing, request_for(billing, "lee@example.com", ttl=timedelta(seconds=-1)))
+    take(billing, request_for(billing, "kim@example.com"))  # expires kim's stale hold first
+    assert wallet(billing, "kim@example.com") == (10 * CR, 4_500_000)
+    assert wallet(billing, "lee@example.com") == (10 * CR, 4_500_000)
+    with billing.db.raw_write() as cur:
+        assert holds.expire_overdue(cur, utcnow()) == [other.id]
+    assert wallet(billing, "lee@example.com") == (10 * CR, 0)
+    with billing.db.read_session() as s:
+        assert s.get(HoldRow, stale.id).status == "expired"
+    with billing.db.raw_write() as cur:  # an expired hold cannot be charged any more
+        assert holds.settle(cur, stale, 1000, 500, utcnow()).duplicate
+    assert wallet(billing, "kim@example.com") == (10 * CR, 4_500_000)
+    assert billing.problems() == []
+
+
+def test_settle_prices_with_the_snapshot_not_todays_prices(billing: Billing) -> None:
+    billing.user("kim@example.com", 10 * CR)
+    hold = take(billing, request_for(billing, "kim@example.com"))
+    billing.set_price("gpt-4o-mini", 15_000_000, 60_000_000)  # 100 x dearer mid-call
+    billing.set_rate(1_000_000)
+    with billing.db.raw_write() as cur:
+        assert holds.settle(cur, hold, 1000, 500, utcnow()).charged_ucr == 4_500_000
+
+
+@pytest.mark.slow
+def test_concurrent_holds_never_reserve_more_than_is_available(billing: Billing) -> None:
+    """K holds' worth of credits, 5K takers at once: exactly K succeed."""
+    k = 6
+    billing.user("kim@example.com", k * 4_500_000)
+    request = request_for(billing, "kim@example.com")
+    start, outcomes, lock = threading.Barrier(5 * k), [], threading.Lock()
+
+    def taker() -> None:
+        start.wait()
+        try:
+            take(billing, request)
+            result = "held"
+        except InsufficientCredits:
+            result = "refused"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=taker) for _ in range(5 * k)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("held") == k and outcomes.count("refused") == 4 * k
+    balance, reserved = wallet(billing, "kim@example.com")
+    assert (balance, reserved) == (k * 4_500_000, k * 4_500_000)
+    assert billing.problems() == []
