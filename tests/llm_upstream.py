@@ -69,6 +69,10 @@ lower-cased headers, parsed JSON body, raw bytes, client port; recorded on
 arrival, before any hang), ``up.request_count``, ``up.in_flight`` (POSTs being answered),
 ``up.open_streams`` (SSE answers whose headers went out and that have not ended)
 and ``up.peak_open_streams``, ``up.hung`` (requests waiting for ``release()``),
+``up.completed_streams`` (streams written to their end, e.g. a gateway that
+drains after its client left) and ``up.client_disconnects`` (answers cut short
+because a write failed: the client, e.g. a gateway that cancels, closed; a
+stalled stream only notices at its next write),
 and ``wait_for_requests(n)``, ``wait_for_open_streams(n)``, ``wait_for_hung(n)``,
 ``wait_until(predicate)`` (a timeout there is a safety net, raising TimeoutError).
 
@@ -194,7 +198,17 @@ class LLMUpstream:
         self._cond = threading.Condition()
         self._queue: deque[Scenario] = deque()
         self._requests: list[Received] = []
-        self._counters = {"in_flight": 0, "open_streams": 0, "peak_open_streams": 0, "hung": 0}
+        self._counters = dict.fromkeys(
+            (
+                "in_flight",
+                "open_streams",
+                "peak_open_streams",
+                "hung",
+                "completed_streams",
+                "client_disconnects",
+            ),
+            0,
+        )
         self._release_generation = 0
         self._stopping = threading.Event()
         self._ids = itertools.count(1)
@@ -287,6 +301,14 @@ class LLMUpstream:
     @property
     def hung(self) -> int:
         return self._counters["hung"]
+
+    @property
+    def completed_streams(self) -> int:
+        return self._counters["completed_streams"]
+
+    @property
+    def client_disconnects(self) -> int:
+        return self._counters["client_disconnects"]
 
     def wait_until(self, predicate: Callable[[LLMUpstream], bool], timeout: float = 10.0) -> None:
         with self._cond:
@@ -525,8 +547,9 @@ class _Handler(BaseHTTPRequestHandler):
                     s.headers,
                     cut=s.fail_after_chunks is not None,
                 )
-        except OSError:
+        except OSError:  # the client went away while we wrote
             self.close_connection = True
+            up._count("client_disconnects", 1)
         finally:
             up._count("in_flight", -1)
 
@@ -597,6 +620,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True  # no terminating chunk: a broken body
                 return
             self.wfile.write(b"0\r\n\r\n")
+            up._count("completed_streams", 1)
             if s.no_done:
                 self.close_connection = True
         finally:

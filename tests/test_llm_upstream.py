@@ -320,12 +320,15 @@ def test_stop_releases_hung_requests_and_leaves_no_thread():
     for caller in callers:
         caller.start()
     upstream.wait_for_hung(2)
-    upstream.stop()
+    stopper = threading.Thread(target=upstream.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=30)  # a safety net: a stop() that hangs fails here
+    assert not stopper.is_alive()
     for caller in callers:
         caller.join()
     idle.close()
     assert len(errors) == 2
-    assert set(threading.enumerate()) <= before
+    assert set(threading.enumerate()) - {stopper} <= before
 
 
 def test_open_streams_are_counted_and_awaited(upstream):
@@ -344,6 +347,18 @@ def test_open_streams_are_counted_and_awaited(upstream):
         caller.join()
     upstream.wait_until(lambda up: up.open_streams == 0)
     assert upstream.peak_open_streams == 3
+
+
+def test_completed_streams_and_client_disconnects_are_counted(upstream, http):
+    raw_stream(http, upstream)
+    assert (upstream.completed_streams, upstream.client_disconnects) == (1, 0)
+    upstream.next(Scenario(chunks=10_000, chunk_delay=0.001))
+    payload = {"model": "m", "messages": MESSAGES, "stream": True}
+    with http.stream("POST", upstream.url + "/chat/completions", json=payload) as response:
+        next(response.iter_lines())
+    # Leaving the block closes the connection mid-stream; the next writes fail.
+    upstream.wait_until(lambda up: up.client_disconnects == 1)
+    assert (upstream.completed_streams, upstream.open_streams) == (1, 0)
 
 
 def test_one_kept_alive_connection_serves_json_and_streams(upstream, http):
