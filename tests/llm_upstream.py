@@ -50,6 +50,8 @@ Each POST takes the next ``Scenario`` queued with ``up.next(...)`` (FIFO), else
 - ``stall_after_chunks=N``: N frames, then silence until ``up.release()`` or stop.
 - ``no_done=True``: every frame but ``[DONE]``; the body ends cleanly and the
   connection closes (sent with ``Connection: close``).
+- ``split_frames=True``: each SSE frame goes out as two HTTP chunks, cut in the
+  middle of its JSON (as proxies re-chunk); otherwise one HTTP chunk per frame.
 - ``hang=True``: the request is read and recorded but nothing is answered until
   ``up.release()`` (then the scenario goes on) or ``up.stop()`` (then the
   connection is closed with no answer).
@@ -66,8 +68,8 @@ get OpenAI's 401 ``invalid_api_key``.
 
 What tests read: ``up.requests`` (every request as ``Received``: method, path,
 lower-cased headers, parsed JSON body, raw bytes, client port; recorded on
-arrival, before any hang), ``up.request_count``, ``up.in_flight`` (POSTs being answered),
-``up.open_streams`` (SSE answers whose headers went out and that have not ended)
+arrival, before any hang), ``up.request_count``, ``up.in_flight`` (POSTs being
+answered), ``up.open_streams`` (SSE answers whose headers went out and that have not ended)
 and ``up.peak_open_streams``, ``up.hung`` (requests waiting for ``release()``),
 ``up.completed_streams`` (streams written to their end, e.g. a gateway that
 drains after its client left) and ``up.client_disconnects`` (answers cut short
@@ -83,6 +85,10 @@ SSE frame, rather than ``Connection: close``: the connection stays reusable, and
 a clean end (the terminating zero chunk) is distinguishable from a dropped
 connection (httpx raises ``RemoteProtocolError``), which is exactly what a
 gateway must tell apart for charging. Only ``no_done`` and failures close.
+
+Left out on purpose: OpenAI's ``obfuscation`` padding field on chunks and
+``service_tier`` on chunks (a relay passes unknown fields through anyway), tool
+calls, logprobs, and HTTP/2. Non-ASCII text goes out as raw UTF-8, as OpenAI's does.
 
 Stopping: ``stop()`` wakes hung and stalled requests, interrupts delays, stops
 accepting, shuts down every open connection (idle keep-alive ones included) and
@@ -148,6 +154,7 @@ class Scenario:
     fail_after_chunks: int | None = None
     stall_after_chunks: int | None = None
     no_done: bool = False
+    split_frames: bool = False
     hang: bool = False
     status: int = 200
     error_body: Mapping[str, Any] | None = None
@@ -636,7 +643,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             if not up._pause(s.first_chunk_delay if sent == 0 else s.chunk_delay):
                 return False
-            self.wfile.write(b"%X\r\n%s\r\n" % (len(frame), frame))
+            parts = (
+                [frame[: len(frame) // 2], frame[len(frame) // 2 :]] if s.split_frames else [frame]
+            )
+            for part in parts:
+                self.wfile.write(b"%X\r\n%s\r\n" % (len(part), part))
         return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import struct
 import threading
 from collections.abc import Iterator
@@ -359,6 +360,41 @@ def test_completed_streams_and_client_disconnects_are_counted(upstream, http):
     # Leaving the block closes the connection mid-stream; the next writes fail.
     upstream.wait_until(lambda up: up.client_disconnects == 1)
     assert (upstream.completed_streams, upstream.open_streams) == (1, 0)
+
+
+def http_chunks(upstream: LLMUpstream, body: dict[str, Any]) -> list[bytes]:
+    """The HTTP/1.1 chunks of one answer, read off a raw socket."""
+    payload = json.dumps(body).encode()
+    with socket.create_connection(("127.0.0.1", int(upstream.origin.rsplit(":", 1)[1]))) as conn:
+        conn.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(payload), payload)
+        )
+        reader = conn.makefile("rb")
+        while reader.readline() not in (b"\r\n", b""):
+            pass
+        chunks = []
+        while size := int(reader.readline(), 16):
+            chunks.append(reader.read(size))
+            assert reader.readline() == b"\r\n"
+        return chunks
+
+
+def test_one_http_chunk_per_frame_or_split_frames(upstream):
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    whole = http_chunks(upstream, body)
+    assert all(c.startswith(b"data: ") and c.endswith(b"\n\n") for c in whole)
+    upstream.next(Scenario(split_frames=True, text="naïve café"))
+    halves = http_chunks(upstream, body)
+    frames = list(frames_of(b"".join(halves)))
+    assert len(halves) == 2 * len(frames)
+    assert not any(c.endswith(b"\n\n") for c in halves[::2])
+    content = "".join(
+        json.loads(f)["choices"][0]["delta"].get("content") or "" for f in frames[:-1]
+    )
+    assert content == "naïve café"
+    assert "café".encode() in b"".join(halves)  # raw UTF-8, not \u escapes
 
 
 def test_one_kept_alive_connection_serves_json_and_streams(upstream, http):
