@@ -140,7 +140,9 @@ class UpstreamStream:
 
     def _read(self) -> None:
         try:
-            for data in self._response.iter_raw(READ_SIZE):
+            # No chunk size: each read is handed on as it arrives (a size would
+            # make httpx hold bytes back until that many had come).
+            for data in self._response.iter_raw():
                 if data:
                     self._queue.put(data)
             self._finished.set()
@@ -174,6 +176,11 @@ class UpstreamStream:
                     self.failed = True
                 return
             yield item
+
+    def join_reader(self, timeout: float) -> bool:
+        """Wait for the reader thread to end; True if it has."""
+        self._reader.join(timeout)
+        return not self._reader.is_alive()
 
     def close(self) -> None:
         """Give the connection back if the answer was read to its end; otherwise
