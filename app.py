@@ -83,11 +83,11 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 def _init_extensions(app: Flask) -> None:
     from blueprints import (
         cookie_session,
+        db_session,
         errors,
         input_guard,
         rate_limits,
         security_headers,
-        session,
     )
     from blueprints.auth import sessions as sign_in_sessions
     from blueprints.extensions import csrf
@@ -96,7 +96,7 @@ def _init_extensions(app: Flask) -> None:
     rate_limits.init_app(app)
     cookie_session.init_app(app)
     sign_in_sessions.init_app(app)
-    session.init_app(app)
+    db_session.init_app(app)
     errors.init_app(app)
     security_headers.init_app(app)
     input_guard.init_app(app)

@@ -248,7 +248,14 @@ def clear_flag(session: Session, actor: Actor, user_id: int, reason: str) -> Non
         audit.record(session, actor, "wallet.unflag", "wallet", wallet.id, reason=reason)
 
 
-def search(session: Session, text: str, limit: int = 50) -> list[tuple[User, Wallet]]:
+def find_user_by_id(session: Session, user_id: int) -> User | None:
+    """The user with this id, or None."""
+    return session.get(User, user_id)
+
+
+def search_users(session: Session, text: str, limit: int = 50) -> list[tuple[User, Wallet]]:
+    """Users whose email contains ``text`` (any case; ``%`` and ``_`` are literal),
+    with their wallets, in email order; every user when ``text`` is blank."""
     query = select(User, Wallet).join(Wallet, Wallet.user_id == User.id).order_by(User.email)
     text = text.strip().lower()
     if text:

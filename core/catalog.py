@@ -158,3 +158,34 @@ def _price_state(model: AiModel) -> dict[str, object]:
         "output_usd_per_m": format_usd_per_m(model.output_price_uusd_per_m),
         "enabled": model.enabled,
     }
+
+
+# --- reading: what the admin pages show ---------------------------------------
+
+RATE_HISTORY_LIMIT = 100
+
+
+def rate_history(session: Session, limit: int = RATE_HISTORY_LIMIT) -> list[RateChange]:
+    """The newest ``limit`` exchange-rate changes, newest first."""
+    query = select(RateChange).order_by(RateChange.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def models_by_name(session: Session) -> list[AiModel]:
+    """Every model, enabled or not, in name order."""
+    return list(session.scalars(select(AiModel).order_by(AiModel.name)))
+
+
+def find_model(session: Session, model_id: int) -> AiModel | None:
+    """The model with this id, or None."""
+    return session.get(AiModel, model_id)
+
+
+def price_history(session: Session, model_id: int) -> list[ModelPriceChange]:
+    """Every price or enabled-flag change of one model, newest first."""
+    query = (
+        select(ModelPriceChange)
+        .where(ModelPriceChange.model_id == model_id)
+        .order_by(ModelPriceChange.id.desc())
+    )
+    return list(session.scalars(query))

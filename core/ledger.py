@@ -320,3 +320,21 @@ def check_ledger(session: Session) -> list[LedgerProblem]:
 
     problems += check_topups(session)
     return problems
+
+
+# Read side: queries for views
+
+RECENT_ENTRIES_LIMIT = 20
+
+
+def recent_entries(
+    session: Session, wallet_id: int, limit: int = RECENT_ENTRIES_LIMIT
+) -> list[LedgerEntry]:
+    """The newest ``limit`` ledger entries of one wallet, newest first."""
+    query = (
+        select(LedgerEntry)
+        .where(LedgerEntry.wallet_id == wallet_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,13 @@ MAXIMA = {
     "max_credits_per_event_ucr": bounds.MAX_AMOUNT_UCR,
     "default_low_balance_threshold_ucr": bounds.MAX_AMOUNT_UCR,
 }
+
+
+def changed_settings(current: Settings, proposed: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``proposed`` that differ from ``current``: what ``update``
+    needs to be given. A key ``Settings`` does not have counts as a change, so
+    ``update`` refuses it rather than it being dropped here unseen."""
+    return {k: v for k, v in proposed.items() if k not in _FIELDS or getattr(current, k) != v}
 
 
 def validate(changes: dict[str, Any]) -> None:

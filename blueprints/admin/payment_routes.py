@@ -3,8 +3,8 @@
 from flask import render_template, request
 
 from blueprints.admin import bp
-from blueprints.main.filters import parse_cursor
-from blueprints.session import read_session
+from blueprints.db_session import read_session
+from blueprints.query_args import parse_cursor
 from core import payment_anomalies
 
 

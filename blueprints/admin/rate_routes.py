@@ -1,25 +1,23 @@
 """Exchange rate: current value, change with reason, history, live impact preview."""
 
 from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import RateForm
-from blueprints.extensions import database, prices
-from blueprints.session import read_session
+from blueprints.db_session import price_book, read_session
+from blueprints.extensions import database
 from core import catalog, impact, settings
 from core.errors import DomainError
-from core.models import RateChange
 from core.pricing import AmountError, parse_rate
 
 
 def _render(form: RateForm, status: int = 200) -> tuple[str, int]:
-    book = prices().get(read_session())
-    history = read_session().scalars(select(RateChange).order_by(RateChange.id.desc()).limit(100))
+    book = price_book()
+    history = catalog.rate_history(read_session())
     preview = impact.rate_impact(read_session(), book, book.credits_per_usd)
-    html = render_template("admin/rate.html", form=form, history=list(history), impact=preview)
+    html = render_template("admin/rate.html", form=form, history=history, impact=preview)
     return html, status
 
 
@@ -47,7 +45,7 @@ def change_rate() -> Response | tuple[str, int]:
 @bp.get("/rate/preview")
 def rate_preview() -> str:
     """htmx partial, re-requested as the admin types a new rate."""
-    book = prices().get(read_session())
+    book = price_book()
     raw = request.args.get("credits_per_usd", "").strip()
     try:
         new_rate = parse_rate(raw) if raw else book.credits_per_usd

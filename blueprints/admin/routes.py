@@ -4,9 +4,9 @@ from werkzeug.wrappers import Response
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ApiKeyForm, ConfirmForm
+from blueprints.db_session import read_session
 from blueprints.extensions import closed_days, database
-from blueprints.main.filters import parse_cursor
-from blueprints.session import read_session
+from blueprints.query_args import parse_cursor
 from core import analytics as reports
 from core import audit, integration_keys
 from core.clock import utcnow

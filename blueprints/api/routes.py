@@ -15,10 +15,10 @@ from blueprints.api.validation import (
     parse_usage,
     parse_user_param,
 )
+from blueprints.db_session import price_book, read_session
 from blueprints.errors import api_error
 from blueprints.extensions import database, prices
 from blueprints.rate_limits import rate_limits
-from blueprints.session import read_session
 from core import integration_keys, usage_debits
 from core.balances import balance_view
 from core.errors import DomainError
@@ -120,7 +120,7 @@ def report_usage_batch() -> Response:
 @bp.get("/balance")
 def balance() -> Response:
     email = parse_user_param(request.args.get("user"))
-    view = balance_view(read_session(), prices().get(read_session()).settings, email=email)
+    view = balance_view(read_session(), price_book().settings, email=email)
     if view is None:
         return api_error(422, f"No user with email {email!r}.", code="unknown_user")
     return jsonify(

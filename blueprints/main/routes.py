@@ -12,11 +12,11 @@ from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from blueprints.access import login_required
-from blueprints.extensions import database, prices
+from blueprints.db_session import price_book, read_session
+from blueprints.extensions import database
 from blueprints.main import bp
 from blueprints.main.csv_export import ExportTooLarge, open_usage_export
-from blueprints.main.filters import parse_cursor, parse_filters
-from blueprints.session import read_session
+from blueprints.query_args import parse_cursor, parse_filters
 from core import notifications, usage
 from core.balances import BalanceView, balance_view
 from core.clock import utcnow
@@ -27,7 +27,7 @@ def current_balance() -> BalanceView | None:
     if not current_user.is_authenticated:
         return None
     if "balance" not in g:
-        settings = prices().get(read_session()).settings
+        settings = price_book().settings
         g.balance = balance_view(read_session(), settings, user_id=current_user.id)
     return g.balance
 

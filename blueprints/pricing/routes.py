@@ -3,17 +3,17 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from blueprints.access import login_required
+from blueprints.db_session import price_book
 from blueprints.extensions import database, prices, stripe_gateway
 from blueprints.pricing import bp
 from blueprints.pricing.forms import CheckoutForm
-from blueprints.session import read_session
 from core import payments, topups
 from core.errors import DomainError
 from core.stripe_gateway import PaymentProviderError
 
 
 def _render_pricing(status: int = 200) -> tuple[str, int]:
-    book = prices().get(read_session())
+    book = price_book()
     html = render_template(
         "pricing/pricing.html",
         options=topups.options(book),
