@@ -8,7 +8,7 @@ from blueprints.db_session import read_session
 from blueprints.extensions import closed_days, database
 from blueprints.query_args import parse_cursor
 from core import analytics as reports
-from core import audit, integration_keys
+from core import audit, charts, integration_keys
 from core.clock import utcnow
 from core.errors import DomainError
 
@@ -67,4 +67,10 @@ def audit_log() -> str:
 @bp.get("/analytics")
 def analytics() -> str:
     result = reports.report(read_session(), utcnow().date(), closed_days())
-    return render_template("admin/analytics.html", report=result)
+    return render_template(
+        "admin/analytics.html",
+        report=result,
+        revenue_chart=charts.net_revenue_per_day(result),
+        sold_chart=charts.credits_sold_per_day(result),
+        used_chart=charts.credits_used_per_day(result),
+    )

@@ -17,7 +17,7 @@ from blueprints.extensions import database
 from blueprints.main import bp
 from blueprints.main.csv_export import ExportTooLarge, open_usage_export
 from blueprints.query_args import parse_cursor, parse_filters
-from core import notifications, usage
+from core import charts, notifications, usage
 from core.balances import BalanceView, balance_view
 from core.clock import utcnow
 
@@ -51,9 +51,11 @@ def index() -> BaseResponse:
 @login_required
 def dashboard() -> str:
     session = read_session()
+    summary = usage.summary(session, current_user.id, utcnow().date())
     return render_template(
         "main/dashboard.html",
-        summary=usage.summary(session, current_user.id, utcnow().date()),
+        summary=summary,
+        usage_chart=charts.user_credits_per_day(summary),
         recent=usage.history_page(session, current_user.id, usage.Filters(), None, 10)[0],
         notifications=notifications.recent(session, current_user.id),
     )
