@@ -50,6 +50,7 @@ def _save(form: ModelForm, *, create: bool) -> str | None:
 
 @bp.route("/models", methods=["GET", "POST"])
 def models() -> Response | tuple[str, int]:
+    """The model list with sample costs, and the form that adds a model."""
     form = ModelForm()
     if form.validate_on_submit():
         error = _save(form, create=True)
@@ -65,6 +66,7 @@ def models() -> Response | tuple[str, int]:
 
 @bp.route("/models/<int:model_id>", methods=["GET", "POST"])
 def edit_model(model_id: int) -> Response | tuple[str, int]:
+    """One model's prices and enabled flag, with its price history."""
     model = catalog.find_model(read_session(), model_id) or abort(404)
     form = ModelForm() if request.method == "POST" else ModelForm(data=_current(model))
     form.name.data = model.name  # the id integrations send never changes here

@@ -23,11 +23,13 @@ def _render(form: RateForm, status: int = 200) -> tuple[str, int]:
 
 @bp.get("/rate")
 def rate() -> tuple[str, int]:
+    """The current exchange rate, its history and the change form."""
     return _render(RateForm())
 
 
 @bp.post("/rate")
 def change_rate() -> Response | tuple[str, int]:
+    """Set a new exchange rate, with a reason."""
     form = RateForm()
     if not form.validate_on_submit():
         return _render(form, 400)

@@ -1,3 +1,10 @@
+"""Admin home, integration keys, audit log and analytics.
+
+Every route here is behind the blueprint's admin check (``blueprints.admin``).
+Writes go through ``database().write()``; pages read through the request's
+read session.
+"""
+
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -15,11 +22,13 @@ from core.errors import DomainError
 
 @bp.get("/")
 def index() -> str:
+    """The admin home: links to every admin page."""
     return render_template("admin/index.html")
 
 
 @bp.route("/keys", methods=["GET", "POST"])
 def keys() -> str:
+    """Integration keys, and the form that creates one (shown once)."""
     form, created_key = ApiKeyForm(), None
     if form.validate_on_submit():
         try:
@@ -37,6 +46,7 @@ def keys() -> str:
 
 @bp.post("/keys/<int:key_id>/revoke")
 def revoke_key(key_id: int) -> Response:
+    """Revoke an integration key."""
     if ConfirmForm().validate_on_submit():
         try:
             with database().write() as s:
@@ -49,6 +59,7 @@ def revoke_key(key_id: int) -> Response:
 
 @bp.get("/audit")
 def audit_log() -> str:
+    """The audit log, filtered by action and actor, a page at a time."""
     action = request.args.get("action", "")[:64]
     actor = request.args.get("actor", "")[:254]
     rows, cursor = audit.page(
@@ -66,6 +77,7 @@ def audit_log() -> str:
 
 @bp.get("/analytics")
 def analytics() -> str:
+    """Revenue, credits sold and used, consumption by model, top users."""
     result = reports.report(read_session(), utcnow().date(), closed_days())
     return render_template(
         "admin/analytics.html",

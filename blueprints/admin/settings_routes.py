@@ -26,6 +26,7 @@ def _current() -> dict[str, str]:
 
 @bp.route("/settings", methods=["GET", "POST"])
 def settings() -> Response | tuple[str, int]:
+    """The admin settings form; saves only the settings that changed."""
     form = SettingsForm() if request.method == "POST" else SettingsForm(data=_current())
     if form.validate_on_submit():
         changes = settings_mod.changed_settings(price_book().settings, form.values)

@@ -17,6 +17,7 @@ from core.errors import DomainError
 
 @bp.get("/users")
 def users() -> str:
+    """Users whose email contains the search text, with their balances."""
     query = request.args.get("q", "")[:254]
     rows = accounts.search_users(read_session(), query)
     return render_template("admin/users.html", rows=rows, query=query)
@@ -47,6 +48,7 @@ def _render_user(user_id: int, status: int = 200, **forms: object) -> tuple[str,
 
 @bp.get("/users/<int:user_id>")
 def user_detail(user_id: int) -> tuple[str, int]:
+    """One user: balance, access, anomalies, recent usage and ledger."""
     return _render_user(user_id)
 
 
@@ -68,6 +70,7 @@ def _act(
 
 @bp.post("/users/<int:user_id>/adjust")
 def adjust_credits(user_id: int) -> Response | tuple[str, int]:
+    """Add or remove credits from a user's balance, with a reason."""
     user = accounts.find_user_by_id(read_session(), user_id) or abort(404)
     form = AdjustForm(prefix="adjust")
 
@@ -79,6 +82,7 @@ def adjust_credits(user_id: int) -> Response | tuple[str, int]:
 
 @bp.post("/users/<int:user_id>/access")
 def set_access(user_id: int) -> Response | tuple[str, int]:
+    """Change a user's role or disabled flag, with a reason."""
     form = AccessForm(prefix="access")
 
     def action() -> None:
@@ -97,6 +101,7 @@ def set_access(user_id: int) -> Response | tuple[str, int]:
 
 @bp.post("/users/<int:user_id>/unflag")
 def clear_flag(user_id: int) -> Response | tuple[str, int]:
+    """Clear a wallet's refund/dispute flag after review, with a reason."""
     form = ReasonForm(prefix="flag")
 
     def action() -> None:

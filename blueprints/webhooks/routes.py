@@ -20,6 +20,7 @@ from core.errors import DomainError
 
 @bp.post("/stripe")
 def stripe_webhook() -> Response:
+    """A signed Stripe event, applied once (any order, any repeat)."""
     secret = current_app.config["STRIPE_WEBHOOK_SECRET"]
     if not secret:
         return api_error(400, "Stripe webhooks are not configured.")
