@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from core import accounts, audit, catalog, impact, ledger, settings
+import pytest
+
+from core import accounts, audit, catalog, impact, ledger, settings, usage
+from core.errors import UnknownModel
 from tests.conftest import Billing
 
 CR = 1_000_000  # µcr per credit
@@ -127,3 +130,18 @@ def test_changed_settings_against_stored_settings(billing: Billing) -> None:
         stored = settings.load(s)
     proposed = {"overdraft_limit_ucr": 5 * CR, "topup_options_usd": (5, 20, 50)}
     assert settings.changed_settings(stored, proposed) == {"topup_options_usd": (5, 20, 50)}
+
+
+def test_recent_events_are_one_users_newest_first_refused_included(billing: Billing) -> None:
+    alice = billing.user("alice@example.com", 100 * CR)
+    billing.user("bob@example.com", 100 * CR)
+    for n in range(12):
+        billing.debit(f"a{n}", "alice@example.com", input_tokens=1000 + n)
+        billing.debit(f"b{n}", "bob@example.com")
+    with pytest.raises(UnknownModel):  # stored as refused, then raised
+        billing.debit("refused", "alice@example.com", model="no-such-model")
+    with billing.db.read_session() as s:
+        events = usage.recent_events(s, alice.id)
+        assert [e.event_id for e in events] == ["refused"] + [f"a{n}" for n in range(11, 2, -1)]
+        assert {e.user_id for e in events} == {alice.id}
+        assert [e.event_id for e in usage.recent_events(s, alice.id, limit=2)] == ["refused", "a11"]

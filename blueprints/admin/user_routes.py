@@ -26,7 +26,7 @@ def users() -> str:
 def _render_user(user_id: int, status: int = 200, **forms: object) -> tuple[str, int]:
     session = read_session()
     user = accounts.find_user_by_id(session, user_id) or abort(404)
-    recent = usage.history_page(session, user.id, usage.Filters(), None, 10)[0]
+    recent = usage.recent_events(session, user.id)
     entries = ledger.recent_entries(session, user.wallet.id)
     forms.setdefault("adjust_form", AdjustForm(formdata=None, prefix="adjust"))
     forms.setdefault(

@@ -68,7 +68,7 @@ def dashboard() -> str:
         "main/dashboard.html",
         summary=summary,
         usage_chart=charts.user_credits_per_day(summary),
-        recent=usage.history_page(session, current_user.id, usage.Filters(), None, 10)[0],
+        recent=usage.recent_events(session, current_user.id),
         notifications=notifications.recent(session, current_user.id),
     )
 
