@@ -2,6 +2,11 @@
 
 Each change is one transaction: the new value, its history row (who, when,
 old, new, reason), an audit row, and a config version bump.
+
+The read side at the end (``rate_history``, ``models_by_name``,
+``price_history``, ...) is what the admin pages show of the same tables, so
+views never build these queries themselves. Charging reads the price book
+(``core.pricebook``), not these.
 """
 
 from __future__ import annotations
