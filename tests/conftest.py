@@ -3,12 +3,21 @@
 Every test gets its own database, built by the real Alembic migrations:
 a fresh SQLite file (WAL needs a file), or, when ``DATABASE_URL`` points at
 PostgreSQL, a fresh schema in that database that is dropped afterwards.
+
+One way per need: users are built by ``Billing.user``, an admin is signed in by
+the ``admin`` fixture, a form is submitted by ``post_form``, and a credit in
+micro-credits is ``core.pricing.MICRO``. What several test modules share lives
+here or in a helper module that is not a test module (``api_client.py``,
+``stripe_fake.py``, ...): a test module never imports another test module, and
+a run refuses to start if one does (``pytest_configure`` below).
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,11 +35,53 @@ from werkzeug.test import TestResponse
 from app import create_app
 from core import accounts, audit, catalog, integration_keys, ledger, migrate, settings, usage_debits
 from core.models import IntegrationKey, User
+from tests.api_client import Api
 from tests.stripe_fake import WEBHOOK_SECRET, FakeStripe
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgresql")
 PASSWORD = "correct horse battery"
+TESTS = Path(__file__).resolve().parent
+
+
+def imports_of_test_modules(folder: Path = TESTS) -> list[str]:
+    """``file:line module`` for each import, in any file under ``folder``, of a
+    test module (``tests.test_x``, ``tests.browser.test_y``, ``.test_x``, ...)."""
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = "." * node.level + (node.module or "")
+                modules = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                ours = module.startswith((".", "tests."))
+                if ours and any(part.startswith("test_") for part in module.split(".")):
+                    found.append(f"{path.relative_to(folder.parent)}:{node.lineno} {module}")
+                    break
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run while a test module imports another test module: what
+    modules share belongs in a conftest or a helper module."""
+    if found := imports_of_test_modules():
+        raise pytest.UsageError(
+            "test modules import other test modules; move what they share to "
+            "tests/conftest.py or a helper module:\n  " + "\n  ".join(found)
+        )
+
+
+def redis_url() -> str:
+    """Redis at 127.0.0.1:6379 (database 15), or skip the test."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    return "redis://127.0.0.1:6379/15"
 
 
 @contextmanager
@@ -220,6 +271,12 @@ def billing(app: Flask) -> Billing:
     return Billing(app)
 
 
+@pytest.fixture
+def api(client: FlaskClient, billing: Billing) -> Api:
+    """The JSON API, called with a real integration key of ``billing``."""
+    return Api(client, billing.api_key())
+
+
 def sign_in_admin(auth: AuthActions, billing: Billing, email: str, credits_ucr: int = 0) -> None:
     """Create ``email`` as an admin and sign in through the real login page."""
     billing.user(email, credits_ucr, role="admin")
@@ -231,6 +288,23 @@ def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
     """boss@example.com, an admin signed in on ``client``; returns ``billing``."""
     sign_in_admin(auth, billing, "boss@example.com")
     return billing
+
+
+EXEMPT_PREFIXES = ("/api/", "/webhooks/stripe")
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def state_changing_routes(app: Flask) -> list[tuple[str, str]]:
+    """Every (method, URL) that changes state and authenticates by session
+    cookie (so needs a CSRF token): all but the bearer API and the webhook."""
+    adapter = app.url_map.bind("localhost")
+    found = []
+    for rule in app.url_map.iter_rules():
+        url = adapter.build(rule.endpoint, {arg: 1 for arg in rule.arguments})
+        if url.startswith(EXEMPT_PREFIXES):
+            continue
+        found += [(m, url) for m in sorted(rule.methods & STATE_CHANGING)]
+    return found
 
 
 # --- a shop: the app with Stripe keys, talking to tests/stripe_fake.py -------------

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import AuthActions, Billing, csrf_token
-from tests.test_admin_keys import _admin
+from tests.conftest import Billing, csrf_token
 
 
-def test_admin_actions_appear_in_the_audit_page(
-    client: FlaskClient, auth: AuthActions, billing: Billing
-) -> None:
-    _admin(auth, billing)
+@pytest.mark.usefixtures("admin")
+def test_admin_actions_appear_in_the_audit_page(client: FlaskClient, billing: Billing) -> None:
     token = csrf_token(client, "/admin/rate")
     client.post(
         "/admin/rate",
@@ -42,8 +40,8 @@ def test_admin_actions_appear_in_the_audit_page(
     )
 
 
-def test_audit_pages_by_cursor(client: FlaskClient, auth: AuthActions, billing: Billing) -> None:
-    _admin(auth, billing)
+@pytest.mark.usefixtures("admin")
+def test_audit_pages_by_cursor(client: FlaskClient, billing: Billing) -> None:
     for n in range(55):
         billing.set_rate(10_000 + n)  # audited as "cli"
     first = client.get("/admin/audit").get_data(as_text=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.models import AuditEntry, IntegrationKey
-from tests.conftest import AuthActions, Billing, csrf_token, sign_in_admin
+from tests.conftest import Billing, csrf_token
 
 
 def _report_usage(client: FlaskClient, key: str) -> int:
@@ -18,14 +19,8 @@ def _report_usage(client: FlaskClient, key: str) -> int:
     return client.post("/api/v1/usage", json=event, headers=headers).status_code
 
 
-def _admin(auth: AuthActions, billing: Billing) -> None:
-    sign_in_admin(auth, billing, "boss@example.com")
-
-
-def test_create_shows_the_key_once_and_it_works(
-    client: FlaskClient, auth: AuthActions, billing: Billing
-) -> None:
-    _admin(auth, billing)
+@pytest.mark.usefixtures("admin")
+def test_create_shows_the_key_once_and_it_works(client: FlaskClient, billing: Billing) -> None:
     billing.user("alice@example.com", 100_000_000)
     token = csrf_token(client, "/admin/keys")
     page = client.post("/admin/keys", data={"name": "dify-prod", "csrf_token": token}).get_data(
@@ -44,8 +39,8 @@ def test_create_shows_the_key_once_and_it_works(
         assert key not in (entry.after or "")
 
 
-def test_revoke_from_the_page(client: FlaskClient, auth: AuthActions, billing: Billing) -> None:
-    _admin(auth, billing)
+@pytest.mark.usefixtures("admin")
+def test_revoke_from_the_page(client: FlaskClient, billing: Billing) -> None:
     billing.user("alice@example.com", 100_000_000)
     key = billing.api_key("gateway")
     with billing.db.read_session() as s:
@@ -57,10 +52,8 @@ def test_revoke_from_the_page(client: FlaskClient, auth: AuthActions, billing: B
     assert _report_usage(client, key) == 401
 
 
-def test_empty_or_hostile_names_rerender_with_errors(
-    client: FlaskClient, auth: AuthActions, billing: Billing
-) -> None:
-    _admin(auth, billing)
+@pytest.mark.usefixtures("admin")
+def test_empty_or_hostile_names_rerender_with_errors(client: FlaskClient, billing: Billing) -> None:
     token = csrf_token(client, "/admin/keys")
     page = client.post("/admin/keys", data={"name": "", "csrf_token": token}).get_data(as_text=True)
     assert "This field is required" in page

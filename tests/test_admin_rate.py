@@ -12,16 +12,8 @@ from sqlalchemy import select
 from blueprints.extensions import prices
 from core import impact
 from core.models import AuditEntry, RateChange
-from tests.conftest import AuthActions, Billing, csrf_token
-from tests.test_admin_keys import _admin
-
-CR = 1_000_000
-
-
-@pytest.fixture
-def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
-    _admin(auth, billing)
-    return billing
+from core.pricing import MICRO as CR
+from tests.conftest import Billing, csrf_token
 
 
 def test_impact_numbers_for_a_known_dataset(app: Flask, billing: Billing) -> None:

@@ -20,9 +20,8 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from core.db import Database
+from core.pricing import MICRO as CR
 from tests.conftest import PG_URL, USING_PG, AuthActions, Billing, csrf_token
-
-CR = 1_000_000
 
 
 def _terminate_backends(app: Flask) -> int:

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.models import LedgerEntry, StripeEvent, TopUp, Wallet
+from core.pricing import MICRO as CR
 from tests.conftest import AuthActions, Billing, checkout, csrf_token
 from tests.stripe_fake import (
     FakeStripe,
@@ -20,7 +21,6 @@ from tests.stripe_fake import (
     webhook,
 )
 
-CR = 1_000_000
 CREDITS_25 = 250_000 * CR  # $25 at 10,000 credits per USD
 
 

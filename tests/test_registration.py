@@ -15,9 +15,8 @@ from blueprints.extensions import database
 from core.emails import check_email, normalise_email
 from core.errors import ValidationError
 from core.models import UsageEvent, User
+from core.pricing import MICRO as CR
 from tests.conftest import AuthActions, Billing, make_test_app
-
-CR = 1_000_000
 
 
 def emails(app: Flask) -> list[str]:

@@ -11,9 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from core.clock import utcnow
+from core.pricing import MICRO as CR
 from tests.conftest import PASSWORD, AuthActions, Billing, csrf_token
-
-CR = 1_000_000
 
 
 @pytest.fixture
