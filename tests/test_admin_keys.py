@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.models import AuditEntry, IntegrationKey
-from tests.conftest import Billing, csrf_token
+from tests.conftest import Billing, post_form
 
 
 def _report_usage(client: FlaskClient, key: str) -> int:
@@ -22,10 +22,7 @@ def _report_usage(client: FlaskClient, key: str) -> int:
 @pytest.mark.usefixtures("admin")
 def test_create_shows_the_key_once_and_it_works(client: FlaskClient, billing: Billing) -> None:
     billing.user("alice@example.com", 100_000_000)
-    token = csrf_token(client, "/admin/keys")
-    page = client.post("/admin/keys", data={"name": "dify-prod", "csrf_token": token}).get_data(
-        as_text=True
-    )
+    page = post_form(client, "/admin/keys", name="dify-prod").get_data(as_text=True)
     key = re.search(r'<code id="new-key-value">([^<]+)</code>', page).group(1)
     assert _report_usage(client, key) == 201
 
@@ -45,8 +42,7 @@ def test_revoke_from_the_page(client: FlaskClient, billing: Billing) -> None:
     key = billing.api_key("gateway")
     with billing.db.read_session() as s:
         key_id = s.scalars(select(IntegrationKey.id).where(IntegrationKey.name == "gateway")).one()
-    token = csrf_token(client, "/admin/keys")
-    response = client.post(f"/admin/keys/{key_id}/revoke", data={"csrf_token": token})
+    response = post_form(client, f"/admin/keys/{key_id}/revoke", csrf_page="/admin/keys")
     assert response.status_code == 302
     assert "revoked" in client.get("/admin/keys").get_data(as_text=True)
     assert _report_usage(client, key) == 401
@@ -54,15 +50,10 @@ def test_revoke_from_the_page(client: FlaskClient, billing: Billing) -> None:
 
 @pytest.mark.usefixtures("admin")
 def test_empty_or_hostile_names_rerender_with_errors(client: FlaskClient, billing: Billing) -> None:
-    token = csrf_token(client, "/admin/keys")
-    page = client.post("/admin/keys", data={"name": "", "csrf_token": token}).get_data(as_text=True)
+    page = post_form(client, "/admin/keys", name="").get_data(as_text=True)
     assert "This field is required" in page
-    page = client.post("/admin/keys", data={"name": "x" * 101, "csrf_token": token}).get_data(
-        as_text=True
-    )
+    page = post_form(client, "/admin/keys", name="x" * 101).get_data(as_text=True)
     assert "100 characters" in page
-    page = client.post(
-        "/admin/keys", data={"name": "<script>alert(1)</script>", "csrf_token": token}
-    ).get_data(as_text=True)
+    page = post_form(client, "/admin/keys", name="<script>alert(1)</script>").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
