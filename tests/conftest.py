@@ -9,12 +9,11 @@ the ``admin`` fixture, a form is submitted by ``post_form``, and a credit in
 micro-credits is ``core.pricing.MICRO``. What several test modules share lives
 here or in a helper module that is not a test module (``api_client.py``,
 ``stripe_fake.py``, ...): a test module never imports another test module, and
-a run refuses to start if one does (``pytest_configure`` below).
+a run refuses to start if one does (``pytest_configure`` below, ``module_imports.py``).
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import socket
@@ -36,33 +35,12 @@ from app import create_app
 from core import accounts, audit, catalog, integration_keys, ledger, migrate, settings, usage_debits
 from core.models import IntegrationKey, User
 from tests.api_client import Api
+from tests.module_imports import imports_of_test_modules
 from tests.stripe_fake import WEBHOOK_SECRET, FakeStripe
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgresql")
 PASSWORD = "correct horse battery"
-TESTS = Path(__file__).resolve().parent
-
-
-def imports_of_test_modules(folder: Path = TESTS) -> list[str]:
-    """``file:line module`` for each import, in any file under ``folder``, of a
-    test module (``tests.test_x``, ``tests.browser.test_y``, ``.test_x``, ...)."""
-    found = []
-    for path in sorted(folder.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = "." * node.level + (node.module or "")
-                modules = [base] + [f"{base}.{alias.name}" for alias in node.names]
-            else:
-                continue
-            for module in modules:
-                ours = module.startswith((".", "tests."))
-                if ours and any(part.startswith("test_") for part in module.split(".")):
-                    found.append(f"{path.relative_to(folder.parent)}:{node.lineno} {module}")
-                    break
-    return found
 
 
 def pytest_configure(config: pytest.Config) -> None:
