@@ -31,9 +31,8 @@ from core.models import (
     UsageEvent,
     User,
 )
+from core.pricing import MICRO as CR
 from tests.conftest import Billing
-
-CR = 1_000_000  # µcr per credit
 
 
 def events(billing: Billing) -> list[UsageEvent]:

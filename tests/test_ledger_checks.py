@@ -16,11 +16,11 @@ from sqlalchemy.exc import DBAPIError
 
 from core import ledger, migrate, payments, stripe_events
 from core.models import TopUp, TopUpDispute, TopUpPosting
+from core.pricing import MICRO as CR
 from tests.conftest import Billing
 from tests.stripe_fake import FakeStripe, dispute_event, refund_event
 from tests.stripe_shop import gateway, paid_topup, topup_row
 
-CR = 1_000_000
 C = 100_000 * CR  # $10 at 10,000 credits per USD
 
 

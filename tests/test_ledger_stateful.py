@@ -25,12 +25,12 @@ from sqlalchemy import func, select
 from core import audit, ledger
 from core.errors import Conflict, InsufficientCredits
 from core.models import LedgerEntry, UsageDaily, UsageEvent
+from core.pricing import MICRO as CR
 from core.pricing import usage_cost_ucr
 from tests.conftest import Billing, fresh_database, make_test_app
 
 USERS = ("a@example.com", "b@example.com")
 EVENT_IDS = [f"e{n}" for n in range(12)]  # a small pool: replays are frequent
-CR = 1_000_000
 
 
 class LedgerMachine(RuleBasedStateMachine):
