@@ -61,6 +61,20 @@ ERROR_STATUS: dict[str, int] = {
     "unavailable": 503,
 }
 
+# The codes of ERROR_STATUS that the JSON API never answers with, and why; every
+# other code is in the API's OpenAPI document (a test checks both).
+OFF_API_CODES: dict[str, str] = {
+    "forbidden": "pages an account may not see; an integration key reaches only its own API",
+    "email_taken": "sign-up, create-user",
+    "model_exists": "the admin's Add a model form",
+    "posting_conflict": "Stripe webhooks, answered 503 so Stripe sends the event again",
+    "rejected": "only a stored rejection whose reason code this version does not know",
+    "error": "an unexpected failure (500): a bug, not part of the contract",
+    "payment_provider_error": "top-up pages",
+    "payments_not_configured": "top-up pages",
+    "busy": "sign-in and password pages",
+}
+
 # The codes that answer a bare HTTP status (werkzeug's 404, 405, 429, ...).
 _HTTP_CODES = (
     "invalid_request",
