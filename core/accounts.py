@@ -215,8 +215,7 @@ def set_access(
     themselves out (demote or disable their own account)."""
     if role not in ROLES:
         raise ValidationError(f"Unknown role {role!r}.")
-    if not reason.strip():
-        raise ValidationError("A reason is required.", field="reason")
+    reason = audit.clean_reason(reason)
     user = session.get(User, user_id)
     if user is None:
         raise UnknownUser("No such user.")
@@ -240,8 +239,7 @@ def set_access(
 
 def clear_flag(session: Session, actor: Actor, user_id: int, reason: str) -> None:
     """An admin has reviewed a wallet flagged by a refund or dispute."""
-    if not reason.strip():
-        raise ValidationError("A reason is required.", field="reason")
+    reason = audit.clean_reason(reason)
     wallet = session.scalar(select(Wallet).where(Wallet.user_id == user_id))
     if wallet is not None and wallet.flagged:
         wallet.flagged = False

@@ -25,16 +25,6 @@ from core.pricing import format_usd_per_m
 from core.versions import bump_config_version
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$")
-MAX_REASON_LENGTH = 2000
-
-
-def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError("A reason is required.", field="reason")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise ValidationError(f"Keep the reason under {MAX_REASON_LENGTH} characters.")
-    return reason
 
 
 def current_rate(session: Session) -> RateChange:
@@ -43,7 +33,7 @@ def current_rate(session: Session) -> RateChange:
 
 def set_rate(session: Session, actor: audit.Actor, credits_per_usd: int, reason: str) -> RateChange:
     """Make ``credits_per_usd`` the current rate from the next event on."""
-    reason = _reason(reason)
+    reason = audit.clean_reason(reason)
     if type(credits_per_usd) is not int or not 1 <= credits_per_usd <= MAX_RATE:
         raise ValidationError(
             f"The rate must be a whole number from 1 to {MAX_RATE:,}.", field="credits_per_usd"
@@ -96,7 +86,7 @@ def set_model_price(
     refused with ``ModelExists`` and nothing changes: editing is a separate,
     deliberate act. The CLI's ``set-model-price`` creates or updates.
     """
-    reason = _reason(reason)
+    reason = audit.clean_reason(reason)
     if not MODEL_NAME.match(name or ""):
         raise ValidationError(
             "Model names are 1-100 letters, digits and . _ : / @ + -", field="name"

@@ -188,9 +188,7 @@ def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason
     ever created by refunds and disputes, never by hand. A positive one may
     not take it above ``bounds.MAX_AMOUNT_UCR`` (``BalanceLimit``).
     """
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError("A reason is required.", field="reason")
+    reason = audit.clean_reason(reason)
     if amount_ucr == 0:
         raise ValidationError("An adjustment of zero changes nothing.", field="amount")
     if abs(amount_ucr) > MAX_AMOUNT_UCR:

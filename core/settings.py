@@ -106,8 +106,7 @@ def check_topups_fit(options_usd: tuple[int, ...], credits_per_usd: int) -> None
 
 def update(session: Session, actor: audit.Actor, reason: str, **changes: Any) -> Settings:
     """Change settings in the caller's transaction, audited, version bumped."""
-    if not reason.strip():
-        raise ValidationError("A reason is required.")
+    reason = audit.clean_reason(reason)
     validate(changes)
     if "topup_options_usd" in changes:
         rate = session.scalar(

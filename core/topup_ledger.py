@@ -54,7 +54,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import DomainError
+from core.errors import LedgerError
 from core.ledger import post_entry
 from core.models import Notification, TopUp, TopUpDispute, TopUpPosting, Wallet
 from core.pricing import format_cents, format_credits_display
@@ -62,7 +62,7 @@ from core.pricing import format_cents, format_credits_display
 CLAIMING = ("open", "lost")  # dispute outcomes that keep their claw-back
 
 
-class PostingConflict(DomainError):
+class PostingConflict(LedgerError):
     """Raised when a top-up's posting finds its ledger reference already used."""
 
     code = "posting_conflict"

@@ -10,7 +10,7 @@ from blueprints.db_session import price_book, read_session
 from blueprints.extensions import database
 from core import catalog, impact, settings
 from core.errors import DomainError
-from core.pricing import AmountError, parse_rate
+from core.pricing import parse_rate
 
 
 def _render(form: RateForm, status: int = 200) -> tuple[str, int]:
@@ -52,9 +52,7 @@ def rate_preview() -> str:
     try:
         new_rate = parse_rate(raw) if raw else book.credits_per_usd
         settings.check_topups_fit(book.settings.topup_options_usd, new_rate)
-    except AmountError as exc:
-        return render_template("admin/_rate_preview.html", impact=None, error=str(exc))
-    except DomainError as exc:  # what saving would refuse, said while typing
+    except DomainError as exc:  # a bad number, or what saving would refuse, said while typing
         return render_template("admin/_rate_preview.html", impact=None, error=exc.message)
     preview = impact.rate_impact(read_session(), book, new_rate)
     return render_template("admin/_rate_preview.html", impact=preview, error=None)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from core import usage
 from core.db import Database
-from core.errors import DomainError
+from core.errors import ValidationError
 from core.pricing import format_credits
 
 HEADER = (
@@ -44,7 +44,7 @@ HEADER = (
 )
 
 
-class ExportTooLarge(DomainError):
+class ExportTooLarge(ValidationError):
     """Raised when more events match an export than ``CSV_EXPORT_MAX_ROWS``."""
 
 
