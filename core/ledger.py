@@ -75,6 +75,7 @@ from core import audit
 from core.accounts import find_user
 from core.bounds import MAX_AMOUNT_UCR, exact_sum
 from core.clock import utcnow
+from core.enums import LedgerKind, UsageStatus
 from core.errors import (
     BalanceLimit,
     InsufficientCredits,
@@ -233,7 +234,7 @@ _SET_BALANCE = "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance
 _INSERT_USAGE_ENTRY = (
     "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
     " credits_per_usd, memo, created_at) VALUES (:wallet_id, :amount, :balance_after,"
-    " 'usage', :reference, :credits_per_usd, :memo, :created_at)"
+    f" '{LedgerKind.USAGE}', :reference, :credits_per_usd, :memo, :created_at)"
 )
 
 
@@ -265,7 +266,7 @@ def adjust(
         session,
         user.wallet.id,
         amount_ucr,
-        "adjustment",
+        LedgerKind.ADJUSTMENT,
         floor_ucr=0 if amount_ucr < 0 else None,
         ceiling_ucr=MAX_AMOUNT_UCR if amount_ucr > 0 else None,
         memo=reason,
@@ -343,7 +344,7 @@ def check_ledger(session: Session) -> list[LedgerProblem]:
             UsageEvent.model_id,
             literal(1).label("events"),
             UsageEvent.cost_ucr.label("cost"),
-        ).where(UsageEvent.status == "charged"),
+        ).where(UsageEvent.status == UsageStatus.CHARGED),
         select(
             UsageDaily.user_id,
             func.date(UsageDaily.day).label("day"),
@@ -366,8 +367,8 @@ def check_ledger(session: Session) -> list[LedgerProblem]:
         key = f"user {row.user_id} day {row.day} model {row.model_id}"
         problems.append(LedgerProblem("usage_daily != charged events", key, 0, row.cost))
 
-    usage_ledger = -exact_sum(session, LedgerEntry.amount_ucr, LedgerEntry.kind == "usage")
-    usage_events = exact_sum(session, UsageEvent.cost_ucr, UsageEvent.status == "charged")
+    usage_ledger = -exact_sum(session, LedgerEntry.amount_ucr, LedgerEntry.kind == LedgerKind.USAGE)
+    usage_events = exact_sum(session, UsageEvent.cost_ucr, UsageEvent.status == UsageStatus.CHARGED)
     if usage_ledger != usage_events:
         problems.append(
             LedgerProblem("usage ledger != charged events", "all", usage_events, usage_ledger)

@@ -25,14 +25,15 @@ from collections import defaultdict
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from core.enums import LedgerKind
 from core.ledger import LedgerProblem
 from core.models import LedgerEntry, TopUp, TopUpDispute, TopUpPosting
 from core.topup_ledger import expected_net
 
 _PART = case(
-    (LedgerEntry.kind == "topup", "topup"),
-    (LedgerEntry.kind == "refund", "refund"),
-    else_="dispute",
+    (LedgerEntry.kind == LedgerKind.TOPUP, LedgerKind.TOPUP.value),
+    (LedgerEntry.kind == LedgerKind.REFUND, LedgerKind.REFUND.value),
+    else_=LedgerKind.DISPUTE.value,
 )
 
 
@@ -59,9 +60,9 @@ def check_topups(session: Session) -> list[LedgerProblem]:
             what = "top-up entries != its recorded state"
             problems.append(LedgerProblem(what, key, expected, found))
         recorded = {
-            "topup": topup.credited_ucr,
-            "refund": -topup.refund_debited_ucr,
-            "dispute": -sum(d.debited_ucr for d in disputes[topup.id]),
+            LedgerKind.TOPUP: topup.credited_ucr,
+            LedgerKind.REFUND: -topup.refund_debited_ucr,
+            LedgerKind.DISPUTE: -sum(d.debited_ucr for d in disputes[topup.id]),
         }
         for part, amount in recorded.items():
             if parts.get(part, 0) != amount:

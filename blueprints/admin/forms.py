@@ -3,6 +3,7 @@ from wtforms import BooleanField, Field, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from core.bounds import MAX_TOKENS_PER_EVENT, MAX_TOPUP_OPTION_USD
+from core.enums import Role
 from core.pricing import AmountError, parse_credits, parse_rate, parse_usd_per_m
 
 
@@ -133,7 +134,7 @@ class AdjustForm(FlaskForm):
 
 
 class AccessForm(FlaskForm):
-    role = SelectField("Role", choices=["user", "admin"])
+    role = SelectField("Role", choices=[role.value for role in Role])
     disabled = BooleanField("Disabled (cannot sign in; usage refused)")
     reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
 
