@@ -133,7 +133,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def adjust(self, user: str, share: int, negative: bool) -> None:
         amount = max(1, self.balance[user] * share // 100) if negative else share * CR
         amount = -amount if negative else amount
-        if self.balance[user] + amount < 0:
+        # Only a negative adjustment is refused below zero; a positive one may
+        # leave a balance that an overdraft or a refund took below zero still negative.
+        if negative and self.balance[user] + amount < 0:
             try:
                 with self.billing.db.write() as s:
                     ledger.adjust(s, audit.CLI, user, amount, "sm")
