@@ -118,7 +118,8 @@ def prepare_creditline(database_url: str) -> str:
                 reason="bench",
             )
         _, key = integration_keys.create(s, audit.CLI, "bench")
-    ledger.adjust(db, audit.CLI, "bench@example.com", 10**17, "bench funding")
+    with db.write() as s:
+        ledger.adjust(s, audit.CLI, "bench@example.com", 10**17, "bench funding")
     db.dispose()
     return key
 

@@ -189,7 +189,8 @@ def set_model_price(
 @fails_cleanly
 def grant_credits(email: str, credits: str, reason: str) -> None:
     amount = pricing.parse_credits(credits, allow_negative=True)
-    posting = ledger.adjust(database(), audit.CLI, email, amount, reason)
+    with database().write() as s:
+        posting = ledger.adjust(s, audit.CLI, email, amount, reason)
     click.echo(
         f"{accounts.normalise_email(email)}: {pricing.format_credits(amount)} credits, "
         f"balance {pricing.format_credits(posting.balance_ucr)}"

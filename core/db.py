@@ -16,9 +16,36 @@ is switched off (``isolation_level = None``) and the ``begin`` event emits our
 BEGIN. The listeners are attached to this app's engine only, never globally,
 so two apps in one process (tests, benchmarks) do not affect each other.
 
-PostgreSQL (``DATABASE_URL=postgresql+psycopg://…``) needs none of this: the
-ledger's conditional ``UPDATE … WHERE balance - cost >= -limit`` is safe under
-READ COMMITTED.
+PostgreSQL (``DATABASE_URL=postgresql+psycopg://…``) needs none of this and
+runs READ COMMITTED: ``core.ledger.post_entry`` moves a balance with one
+conditional ``UPDATE … SET balance = balance + amount WHERE <floor/ceiling>``,
+which is atomic there, and the usage path locks its wallet rows
+``SELECT … FOR UPDATE`` before deciding, then writes each balance as a
+compare-and-set on the value it read (``core.ledger.set_balances``).
+
+Who owns the transaction
+------------------------
+Core functions take a ``Session`` (or, on the ingest hot path, a
+``RawCursor``) and work inside the caller's transaction: the caller (a view,
+a CLI command, a test) opens it with ``Database.write()`` or
+``read_session()``, and everything it does commits or rolls back as one.
+Only a function that cannot live inside one transaction takes the
+``Database`` and opens its own, and there are three reasons for that:
+
+* it calls the network (Stripe), which never happens inside a write
+  transaction: ``payments.begin_checkout``, ``payments.fulfil``,
+  ``payments.from_stripe``, ``stripe_events.handle_event``;
+* it must retry a lost UNIQUE race, which takes a fresh transaction per
+  attempt (``retry_lost_races`` below): usage ingest
+  (``usage_debits.debit_usage`` / ``debit_usage_batch``), Stripe events
+  (``stripe_events.handle_event``) and Checkout reconciliation
+  (``payments.fulfil``);
+* it hashes a password, which is slow on purpose and must not hold the write
+  lock: ``accounts.register``, ``accounts.authenticate`` and
+  ``accounts.change_password`` read, hash outside any transaction, then write.
+
+``core.migrate`` hands the Database to Alembic, which runs its own
+transactions.
 """
 
 from __future__ import annotations

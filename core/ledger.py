@@ -21,7 +21,10 @@ Invariants (checked by ``check_ledger`` and ``flask check-ledger``):
    rejected instead. Only refunds and disputes may push a balance further down.
 4. ``usage_daily`` equals the per (user, day, model) sums of charged events.
 5. Card top-ups: each top-up's entries add up to what its recorded state
-   implies, part by part (``core.ledger_checks``).
+   implies, part by part.
+
+``core.ledger_checks`` checks 1, 2 (the usage entries add up to the charged
+events), 4 and 5 from the data, one function each.
 
 Concurrency
 -----------
@@ -33,8 +36,24 @@ same event id or reference collide on the UNIQUE constraint, the loser's
 transaction is rolled back and retried, and the retry finds the winner's row
 and answers as a duplicate.
 
-Usage events are priced and debited in ``core.usage_debits`` (the ingest hot
-path, on plain DBAPI cursors); everything else posts through ``post_entry``.
+Transactions
+------------
+Every function here works in the caller's transaction (a ``Session``, or a
+``RawCursor`` on the hot path) and never commits: the rule of ``core.db``'s
+module docstring, "who owns the transaction".
+
+Writers
+-------
+This module holds every writer of ``ledger_entries`` and of
+``wallets.balance_ucr``; nothing else in ``core`` writes either. Two ways in:
+
+* ``post_entry`` (ORM session): one entry and its balance change, with an
+  optional floor or ceiling. Top-ups, refunds, disputes, adjustments.
+* ``set_balances`` + ``post_usage_entries`` (raw DBAPI cursor): the usage
+  hot path (``core.usage_debits``) prices and decides a whole request in
+  Python under the write lock, then writes every changed balance as a
+  compare-and-set on the balance it read and every charge's entry with one
+  executemany. Any future debit path (a gateway's settle) goes through them.
 
 Rejections
 ----------
@@ -47,29 +66,28 @@ and nothing is lost. Replaying the same event returns the original outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import func, insert, literal, select, union_all, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.accounts import find_user
-from core.bounds import MAX_AMOUNT_UCR, exact_sum
+from core.bounds import MAX_AMOUNT_UCR
 from core.clock import utcnow
-from core.db import Database, retry_lost_races
+from core.enums import LedgerKind
 from core.errors import (
     BalanceLimit,
     InsufficientCredits,
     UnknownUsageUser,
     ValidationError,
 )
-from core.models import LedgerEntry, UsageDaily, UsageEvent, Wallet
+from core.models import LedgerEntry, Wallet
 from core.pricing import format_credits
-
-T = TypeVar("T")
+from core.rawdb import RawCursor
 
 
 @dataclass(frozen=True)
@@ -77,14 +95,6 @@ class Posting:
     entry_id: int
     balance_ucr: int
     duplicate: bool
-
-
-# --- transactions with retry --------------------------------------------------
-
-
-def _transact(db: Database, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in one write transaction, retrying lost UNIQUE races."""
-    return retry_lost_races(db.write, work, IntegrityError)
 
 
 # --- generic postings -----------------------------------------------------------
@@ -151,42 +161,95 @@ def post_entry(
     return Posting(entry_id, balance, duplicate=False)
 
 
-def credit(
-    db: Database,
-    wallet_id: int,
-    amount_ucr: int,
-    kind: str,
-    reference: str,
-    *,
-    memo: str = "",
-    credits_per_usd: int | None = None,
-) -> Posting:
-    """Add credits once per (kind, reference), e.g. a paid Checkout Session."""
-    if amount_ucr <= 0:
-        raise ValidationError("A credit must be positive.")
+# --- raw-cursor postings (the usage hot path) ------------------------------------
 
-    def work(session: Session) -> Posting:
-        posting = post_entry(
-            session,
-            wallet_id,
-            amount_ucr,
-            kind,
-            reference=reference,
-            memo=memo,
-            credits_per_usd=credits_per_usd,
+
+class BalanceChange(NamedTuple):
+    """A wallet's balance as read under the write lock, and what it becomes."""
+
+    wallet_id: int
+    old_ucr: int
+    new_ucr: int
+
+
+class UsageEntry(NamedTuple):
+    """One ``usage`` ledger entry: a charge for the usage event ``reference`` names."""
+
+    wallet_id: int
+    amount_ucr: int  # negative: a debit
+    balance_after_ucr: int
+    reference: str  # "usage:<event pk>"
+    credits_per_usd: int
+    memo: str
+
+
+class StaleBalance(RuntimeError):
+    """Raised when a wallet's balance is no longer the one read under the write lock."""
+
+
+def set_balances(cur: RawCursor, changes: Iterable[BalanceChange]) -> None:
+    """Write new balances, each a compare-and-set on the balance read before.
+
+    In the caller's transaction, which read ``old_ucr`` while holding the
+    write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``FOR UPDATE``), so the
+    compare always holds; if it does not, the lock discipline is broken and
+    ``StaleBalance`` is raised (the transaction then rolls back) instead of
+    spending a balance twice. The caller posts the matching entries in the
+    same transaction (``post_usage_entries``). One statement per wallet.
+    """
+    for change in changes:
+        cur.execute(
+            _SET_BALANCE,
+            {"new": change.new_ucr, "id": change.wallet_id, "old": change.old_ucr},
         )
-        assert posting is not None  # no floor on a credit
-        return posting
-
-    return _transact(db, work)
+        if cur.rowcount != 1:
+            raise StaleBalance(f"wallet {change.wallet_id} changed under the write lock")
 
 
-def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason: str) -> Posting:
+def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at: datetime) -> None:
+    """Insert ``usage`` ledger entries, all created at ``created_at``.
+
+    In the caller's transaction, together with the ``set_balances`` they
+    explain. One executemany for the lot; a second charge of the same event
+    collides on UNIQUE (kind, reference) and raises the driver's IntegrityError.
+    """
+    if not entries:
+        return
+    at = cur.db_value(created_at)
+    cur.executemany(
+        _INSERT_USAGE_ENTRY,
+        [
+            {
+                "wallet_id": e.wallet_id,
+                "amount": e.amount_ucr,
+                "balance_after": e.balance_after_ucr,
+                "reference": e.reference,
+                "credits_per_usd": e.credits_per_usd,
+                "memo": e.memo,
+                "created_at": at,
+            }
+            for e in entries
+        ],
+    )
+
+
+_SET_BALANCE = "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old"
+_INSERT_USAGE_ENTRY = (
+    "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
+    " credits_per_usd, memo, created_at) VALUES (:wallet_id, :amount, :balance_after,"
+    f" '{LedgerKind.USAGE}', :reference, :credits_per_usd, :memo, :created_at)"
+)
+
+
+def adjust(
+    session: Session, actor: audit.Actor, email: str, amount_ucr: int, reason: str
+) -> Posting:
     """An admin's correction, positive or negative, with a required reason.
 
     A negative adjustment may not take the balance below zero: debt is only
     ever created by refunds and disputes, never by hand. A positive one may
-    not take it above ``bounds.MAX_AMOUNT_UCR`` (``BalanceLimit``).
+    not take it above ``bounds.MAX_AMOUNT_UCR`` (``BalanceLimit``). In the
+    caller's transaction: it has no reference, so no UNIQUE race to retry.
     """
     reason = audit.clean_reason(reason)
     if amount_ucr == 0:
@@ -197,45 +260,42 @@ def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason
             field="amount",
         )
 
-    def work(session: Session) -> Posting:
-        user = find_user(session, email)
-        if user is None:
-            raise UnknownUsageUser(f"No user with email {email!r}.")
-        posting = post_entry(
-            session,
-            user.wallet.id,
-            amount_ucr,
-            "adjustment",
-            floor_ucr=0 if amount_ucr < 0 else None,
-            ceiling_ucr=MAX_AMOUNT_UCR if amount_ucr > 0 else None,
-            memo=reason,
-            actor_id=actor.user_id,
+    user = find_user(session, email)
+    if user is None:
+        raise UnknownUsageUser(f"No user with email {email!r}.")
+    posting = post_entry(
+        session,
+        user.wallet.id,
+        amount_ucr,
+        LedgerKind.ADJUSTMENT,
+        floor_ucr=0 if amount_ucr < 0 else None,
+        ceiling_ucr=MAX_AMOUNT_UCR if amount_ucr > 0 else None,
+        memo=reason,
+        actor_id=actor.user_id,
+    )
+    if posting is None and amount_ucr > 0:
+        raise BalanceLimit(
+            f"Adding {format_credits(amount_ucr)} credits would take {user.email} above "
+            f"the ceiling of {format_credits(MAX_AMOUNT_UCR)} credits per balance "
+            f"(balance {format_credits(user.wallet.balance_ucr)}).",
+            field="amount",
         )
-        if posting is None and amount_ucr > 0:
-            raise BalanceLimit(
-                f"Adding {format_credits(amount_ucr)} credits would take {user.email} above "
-                f"the ceiling of {format_credits(MAX_AMOUNT_UCR)} credits per balance "
-                f"(balance {format_credits(user.wallet.balance_ucr)}).",
-                field="amount",
-            )
-        if posting is None:
-            raise InsufficientCredits(
-                f"Removing {format_credits(-amount_ucr)} credits would take "
-                f"{user.email} below zero (balance {format_credits(user.wallet.balance_ucr)})."
-            )
-        audit.record(
-            session,
-            actor,
-            "wallet.adjust",
-            "wallet",
-            user.wallet.id,
-            before={"balance_ucr": posting.balance_ucr - amount_ucr},
-            after={"balance_ucr": posting.balance_ucr, "amount_ucr": amount_ucr},
-            reason=reason,
+    if posting is None:
+        raise InsufficientCredits(
+            f"Removing {format_credits(-amount_ucr)} credits would take "
+            f"{user.email} below zero (balance {format_credits(user.wallet.balance_ucr)})."
         )
-        return posting
-
-    return _transact(db, work)
+    audit.record(
+        session,
+        actor,
+        "wallet.adjust",
+        "wallet",
+        user.wallet.id,
+        before={"balance_ucr": posting.balance_ucr - amount_ucr},
+        after={"balance_ucr": posting.balance_ucr, "amount_ucr": amount_ucr},
+        reason=reason,
+    )
+    return posting
 
 
 # --- verification -------------------------------------------------------------
@@ -243,6 +303,8 @@ def adjust(db: Database, actor: audit.Actor, email: str, amount_ucr: int, reason
 
 @dataclass(frozen=True)
 class LedgerProblem:
+    """One broken invariant: what, where, and the two numbers that disagree."""
+
     what: str
     key: str
     expected: int
@@ -250,74 +312,11 @@ class LedgerProblem:
 
 
 def check_ledger(session: Session) -> list[LedgerProblem]:
-    """Every invariant of the module docstring that can be checked from data."""
-    problems: list[LedgerProblem] = []
-    # Summed as quotient and remainder by 10^6 and compared in Python, so a
-    # corrupt huge or non-integer balance is reported, not an overflow raised
-    # (see bounds.exact_sum).
-    split = 1_000_000
-    sums = (
-        select(
-            LedgerEntry.wallet_id,
-            func.sum(LedgerEntry.amount_ucr // split).label("high"),
-            func.sum(LedgerEntry.amount_ucr % split).label("low"),
-        )
-        .group_by(LedgerEntry.wallet_id)
-        .subquery()
-    )
-    for row in session.execute(
-        select(Wallet.id, Wallet.balance_ucr, sums.c.high, sums.c.low).outerjoin(
-            sums, sums.c.wallet_id == Wallet.id
-        )
-    ):
-        total = int(row.high or 0) * split + int(row.low or 0)
-        if type(row.balance_ucr) is not int or row.balance_ucr != total:
-            problems.append(
-                LedgerProblem("balance != sum(ledger)", f"wallet {row.id}", total, row.balance_ucr)
-            )
+    """Every invariant of the module docstring that can be checked from data:
+    ``core.ledger_checks.CHECKS``, one function per invariant, in order."""
+    from core.ledger_checks import CHECKS  # they build on this module
 
-    # Rollups: charged events minus rollup rows, per (user, day, model), must
-    # net to zero in both columns. UNION ALL catches rows missing on either side.
-    signed = union_all(
-        select(
-            UsageEvent.user_id,
-            func.date(UsageEvent.received_at).label("day"),
-            UsageEvent.model_id,
-            literal(1).label("events"),
-            UsageEvent.cost_ucr.label("cost"),
-        ).where(UsageEvent.status == "charged"),
-        select(
-            UsageDaily.user_id,
-            func.date(UsageDaily.day).label("day"),
-            UsageDaily.model_id,
-            (-UsageDaily.events).label("events"),
-            (-UsageDaily.cost_ucr).label("cost"),
-        ),
-    ).subquery()
-    for row in session.execute(
-        select(
-            signed.c.user_id,
-            signed.c.day,
-            signed.c.model_id,
-            func.sum(signed.c.events).label("events"),
-            func.sum(signed.c.cost).label("cost"),
-        )
-        .group_by(signed.c.user_id, signed.c.day, signed.c.model_id)
-        .having((func.sum(signed.c.events) != 0) | (func.sum(signed.c.cost) != 0))
-    ):
-        key = f"user {row.user_id} day {row.day} model {row.model_id}"
-        problems.append(LedgerProblem("usage_daily != charged events", key, 0, row.cost))
-
-    usage_ledger = -exact_sum(session, LedgerEntry.amount_ucr, LedgerEntry.kind == "usage")
-    usage_events = exact_sum(session, UsageEvent.cost_ucr, UsageEvent.status == "charged")
-    if usage_ledger != usage_events:
-        problems.append(
-            LedgerProblem("usage ledger != charged events", "all", usage_events, usage_ledger)
-        )
-    from core.ledger_checks import check_topups  # it builds on this module
-
-    problems += check_topups(session)
-    return problems
+    return [problem for check in CHECKS for problem in check(session)]
 
 
 # Read side: queries for views

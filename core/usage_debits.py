@@ -18,11 +18,13 @@ One transaction per request
    formula, apply the checks (user, model, caps) and debit the balance we hold
    unless it would go below ``-overdraft_limit``. An event repeated inside the
    request replays its first occurrence.
-5. Write: the new balances (compare-and-set on the balance read in 3, so a
-   lost lock would fail loudly instead of double-spending), one
-   ``usage_events`` row per event (charged or rejected), one ``usage`` ledger
-   entry per charge, the ``usage_daily`` rollups, and a notification per
-   refusal for insufficient credits.
+5. Write: the new balances (``core.ledger.set_balances``: a compare-and-set
+   on the balance read in 3, so a lost lock would fail loudly instead of
+   double-spending), one ``usage_events`` row per event (charged or
+   rejected), one ``usage`` ledger entry per charge
+   (``core.ledger.post_usage_entries``), the ``usage_daily`` rollups, and a
+   notification per refusal for insufficient credits. This module never
+   writes a balance or a ledger entry itself.
 
 The ledger invariants of ``core.ledger`` hold after every commit: each balance
 change has its entry (``reference = 'usage:<event pk>'``) in the same
@@ -41,10 +43,12 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
+from core import ledger
 from core.accounts import normalise_email
 from core.bounds import storable_amount
 from core.clock import utcnow
 from core.db import Database, retry_lost_races
+from core.enums import UsageStatus
 from core.errors import (
     REJECTIONS,
     Conflict,
@@ -99,7 +103,7 @@ class UsageResult:
     """The outcome for one event: charged, or rejected with ``error`` set."""
 
     event_id: str
-    status: str  # "charged" | "rejected"
+    status: UsageStatus
     duplicate: bool
     cost_ucr: int
     balance_ucr: int | None
@@ -240,12 +244,14 @@ def _replay(event_id: str, payload_hash: str, row: _Stored) -> UsageResult:
             f"Event {event_id!r} was already reported with a different payload.",
             event_id=event_id,
         )
-        return UsageResult(event_id, "rejected", False, 0, None, conflict)
-    if row.status == "charged":
-        return UsageResult(event_id, "charged", True, row.cost_ucr or 0, row.balance_after_ucr)
+        return UsageResult(event_id, UsageStatus.REJECTED, False, 0, None, conflict)
+    if row.status == UsageStatus.CHARGED:
+        return UsageResult(
+            event_id, UsageStatus.CHARGED, True, row.cost_ucr or 0, row.balance_after_ucr
+        )
     error_cls = REJECTIONS.get(row.reason_code or "", UsageRejected)
     error = error_cls(row.reason or "Rejected.", event_id=event_id, duplicate=True)
-    return UsageResult(event_id, "rejected", True, 0, None, error)
+    return UsageResult(event_id, UsageStatus.REJECTED, True, 0, None, error)
 
 
 def _precheck(
@@ -332,7 +338,7 @@ class _Writes:
                 self._charged(report, account, model, cost)
             else:
                 error = self._refused(report, account, cost)
-        status = "rejected" if error else "charged"
+        status = UsageStatus.REJECTED if error else UsageStatus.CHARGED
         reason_code, reason = (error.code, error.message) if error else (None, None)
         self.events.append(
             {
@@ -364,9 +370,9 @@ class _Writes:
         )
         stored = _Stored(payload_hash, status, reason_code, reason, cost, balance)
         if error is not None:
-            return UsageResult(report.event_id, "rejected", False, 0, None, error), stored
+            return UsageResult(report.event_id, UsageStatus.REJECTED, False, 0, None, error), stored
         assert cost is not None
-        return UsageResult(report.event_id, "charged", False, cost, balance), stored
+        return UsageResult(report.event_id, UsageStatus.CHARGED, False, cost, balance), stored
 
     def _charged(
         self, report: UsageReport, account: _Account, model: ModelPrice, cost: int
@@ -398,31 +404,30 @@ class _Writes:
 
     def flush(self) -> None:
         cur = self.cur
-        for account in self.accounts.values():
-            new = self.balances[account.wallet_id]
-            if new == account.balance_ucr:
-                continue
-            cur.execute(
-                "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old",
-                {"new": new, "id": account.wallet_id, "old": account.balance_ucr},
-            )
-            if cur.rowcount != 1:  # only possible if the lock discipline is broken
-                raise RuntimeError(f"wallet {account.wallet_id} changed under the write lock")
-        event_pks = cur.insert_with_ids("usage_events", self.events)
-        cur.executemany(
-            _INSERT_LEDGER,
+        ledger.set_balances(
+            cur,
             [
-                {
-                    "wallet_id": wallet_id,
-                    "amount": -cost,
-                    "balance_after": self.events[index]["balance_after_ucr"],
-                    "reference": f"usage:{event_pks[index]}",
-                    "credits_per_usd": self.book.credits_per_usd,
-                    "memo": memo,
-                    "created_at": self._now_db,
-                }
+                ledger.BalanceChange(a.wallet_id, a.balance_ucr, self.balances[a.wallet_id])
+                for a in self.accounts.values()
+                if self.balances[a.wallet_id] != a.balance_ucr
+            ],
+        )
+        event_pks = cur.insert_with_ids("usage_events", self.events)
+        rate = self.book.credits_per_usd
+        ledger.post_usage_entries(
+            cur,
+            [
+                ledger.UsageEntry(
+                    wallet_id,
+                    -cost,
+                    self.events[index]["balance_after_ucr"],
+                    f"usage:{event_pks[index]}",
+                    rate,
+                    memo,
+                )
                 for index, wallet_id, cost, memo in self.charges
             ],
+            self.now,
         )
         day = cur.db_value(self.now.date())
         cur.executemany(
@@ -443,11 +448,6 @@ class _Writes:
         cur.executemany(_INSERT_NOTIFICATION, self.notifications)
 
 
-_INSERT_LEDGER = (
-    "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
-    " credits_per_usd, memo, created_at) VALUES (:wallet_id, :amount, :balance_after,"
-    " 'usage', :reference, :credits_per_usd, :memo, :created_at)"
-)
 _UPSERT_ROLLUP = (
     "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens, output_tokens,"
     " cost_ucr) VALUES (:user_id, :day, :model_id, :events, :input_tokens, :output_tokens,"

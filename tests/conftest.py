@@ -214,7 +214,8 @@ class Billing:
                 s, email, PASSWORD, self.app.extensions["creditline.passwords"], role=role
             )
         if credits_ucr:
-            ledger.adjust(self.db, audit.CLI, email, credits_ucr, "test funding")
+            with self.db.write() as s:
+                ledger.adjust(s, audit.CLI, email, credits_ucr, "test funding")
         return user
 
     def debit(

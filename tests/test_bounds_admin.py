@@ -245,8 +245,11 @@ def test_ten_maximal_grant_credits_stop_at_the_ceiling(
 @pytest.mark.parametrize("amount", [MAX_AMOUNT_UCR + 1, -MAX_AMOUNT_UCR - 1, 2**63, -(2**64)])
 def test_one_adjustment_is_at_most_the_ceiling_whoever_calls(admin: Billing, amount: int) -> None:
     admin.user("bob@example.com", 5)
-    with pytest.raises(BalanceLimit, match="One adjustment is at most 1000000000000 credits"):
-        ledger.adjust(admin.db, audit.CLI, "bob@example.com", amount, "typo")
+    with (
+        pytest.raises(BalanceLimit, match="One adjustment is at most 1000000000000 credits"),
+        admin.db.write() as s,
+    ):
+        ledger.adjust(s, audit.CLI, "bob@example.com", amount, "typo")
     assert admin.balance("bob@example.com") == 5
 
 

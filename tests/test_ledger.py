@@ -33,6 +33,7 @@ from core.models import (
 )
 from core.pricing import MICRO as CR
 from tests.conftest import Billing
+from tests.ledger_helpers import credit
 
 
 def events(billing: Billing) -> list[UsageEvent]:
@@ -290,15 +291,14 @@ def test_batch_gives_one_result_per_event_in_order(billing: Billing) -> None:
 
 def test_adjustments_need_a_reason_and_cannot_create_debt(billing: Billing) -> None:
     billing.user("kim@example.com")
-    with pytest.raises(ValidationError, match="reason"):
-        ledger.adjust(billing.db, audit.CLI, "kim@example.com", CR, "  ")
-    ledger.adjust(billing.db, audit.CLI, "kim@example.com", 5 * CR, "goodwill")
-    with pytest.raises(InsufficientCredits, match="below zero"):
-        ledger.adjust(billing.db, audit.CLI, "kim@example.com", -6 * CR, "claw back")
-    assert (
-        ledger.adjust(billing.db, audit.CLI, "kim@example.com", -5 * CR, "claw back").balance_ucr
-        == 0
-    )
+    with pytest.raises(ValidationError, match="reason"), billing.db.write() as s:
+        ledger.adjust(s, audit.CLI, "kim@example.com", CR, "  ")
+    with billing.db.write() as s:
+        ledger.adjust(s, audit.CLI, "kim@example.com", 5 * CR, "goodwill")
+    with pytest.raises(InsufficientCredits, match="below zero"), billing.db.write() as s:
+        ledger.adjust(s, audit.CLI, "kim@example.com", -6 * CR, "claw back")
+    with billing.db.write() as s:
+        assert ledger.adjust(s, audit.CLI, "kim@example.com", -5 * CR, "claw back").balance_ucr == 0
     with billing.db.read_session() as s:
         actions = s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
     assert actions.count("wallet.adjust") == 2
@@ -307,10 +307,10 @@ def test_adjustments_need_a_reason_and_cannot_create_debt(billing: Billing) -> N
 def test_credit_is_idempotent_per_reference(billing: Billing) -> None:
     user = billing.user("lee@example.com")
     wallet_id = user.wallet.id
-    first = ledger.credit(
+    first = credit(
         billing.db, wallet_id, 250_000 * CR, "topup", "cs_test_1", credits_per_usd=10_000
     )
-    again = ledger.credit(
+    again = credit(
         billing.db, wallet_id, 250_000 * CR, "topup", "cs_test_1", credits_per_usd=10_000
     )
     assert (first.duplicate, again.duplicate) == (False, True)

@@ -28,6 +28,7 @@ from core.models import LedgerEntry, UsageDaily, UsageEvent
 from core.pricing import MICRO as CR
 from core.pricing import usage_cost_ucr
 from tests.conftest import Billing, fresh_database, make_test_app
+from tests.ledger_helpers import credit
 
 USERS = ("a@example.com", "b@example.com")
 EVENT_IDS = [f"e{n}" for n in range(12)]  # a small pool: replays are frequent
@@ -69,10 +70,10 @@ class LedgerMachine(RuleBasedStateMachine):
     def top_up(self, user: str, credits: int) -> None:
         self.references += 1
         ref = f"cs_{self.references}"
-        ledger.credit(self.billing.db, self.wallets[user], credits * CR, "topup", ref)
+        credit(self.billing.db, self.wallets[user], credits * CR, "topup", ref)
         self.balance[user] += credits * CR
         # A replay of the same session id changes nothing.
-        again = ledger.credit(self.billing.db, self.wallets[user], credits * CR, "topup", ref)
+        again = credit(self.billing.db, self.wallets[user], credits * CR, "topup", ref)
         assert again.duplicate
 
     @rule(
@@ -132,13 +133,17 @@ class LedgerMachine(RuleBasedStateMachine):
     def adjust(self, user: str, share: int, negative: bool) -> None:
         amount = max(1, self.balance[user] * share // 100) if negative else share * CR
         amount = -amount if negative else amount
-        if self.balance[user] + amount < 0:
+        # Only a negative adjustment is refused below zero; a positive one may
+        # leave a balance that an overdraft or a refund took below zero still negative.
+        if negative and self.balance[user] + amount < 0:
             try:
-                ledger.adjust(self.billing.db, audit.CLI, user, amount, "sm")
+                with self.billing.db.write() as s:
+                    ledger.adjust(s, audit.CLI, user, amount, "sm")
             except InsufficientCredits:
                 return
             raise AssertionError("an adjustment created debt")
-        ledger.adjust(self.billing.db, audit.CLI, user, amount, "sm")
+        with self.billing.db.write() as s:
+            ledger.adjust(s, audit.CLI, user, amount, "sm")
         self.balance[user] += amount
 
     # --- invariants ---------------------------------------------------------------

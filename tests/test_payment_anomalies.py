@@ -57,7 +57,8 @@ def victim(shop: Flask, buyer) -> tuple[int, int]:
     """bob@example.com with a pending $5 top-up: (user id, top-up id)."""
     _, billing = buyer
     bob = billing.user("bob@example.com")
-    row = payments.start_topup(billing.db, billing.prices, bob.id, 5)
+    with billing.db.write() as s:
+        row = payments.start_topup(s, billing.prices, bob.id, 5)
     return bob.id, row.id
 
 
@@ -136,7 +137,8 @@ def test_webhook_before_the_session_is_stored_matches_by_metadata_when_all_agree
     top-up's session, and is bound to it now."""
     client, billing = buyer
     alice_id = user_id(billing, "alice@example.com")
-    row = payments.start_topup(billing.db, billing.prices, alice_id, 10)
+    with billing.db.write() as s:
+        row = payments.start_topup(s, billing.prices, alice_id, 10)
     session = gateway(shop).create_session(row, "https://x/s", "https://x/c")
     fake_stripe.complete(session.id)
     assert (
@@ -152,7 +154,8 @@ def test_webhook_first_with_another_amount_is_an_anomaly(
 ) -> None:
     client, billing = buyer
     alice_id = user_id(billing, "alice@example.com")
-    row = payments.start_topup(billing.db, billing.prices, alice_id, 10)
+    with billing.db.write() as s:
+        row = payments.start_topup(s, billing.prices, alice_id, 10)
     forged = fake_stripe.add_session(row.id, amount_total=100, client_reference_id=str(alice_id))
     fake_stripe.complete(forged)
     outcome = webhook(client, session_event("evt_1", "checkout.session.completed", forged))

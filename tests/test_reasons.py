@@ -100,7 +100,7 @@ def _domain_calls(billing: Billing) -> dict[str, Callable[[str], object]]:
     return {
         "set_rate": lambda r: write(lambda s: catalog.set_rate(s, audit.CLI, 500, r)),
         "set_model_price": lambda r: write(lambda s: model_price(s, r)),
-        "adjust": lambda r: ledger.adjust(db, audit.CLI, "alice@example.com", 5, r),
+        "adjust": lambda r: write(lambda s: ledger.adjust(s, audit.CLI, "alice@example.com", 5, r)),
         "set_access": lambda r: write(
             lambda s: accounts.set_access(
                 s, audit.CLI, alice, role="admin", disabled=True, reason=r

@@ -93,7 +93,8 @@ def test_recent_entries_are_one_wallets_newest_first(billing: Billing) -> None:
     alice = billing.user("alice@example.com", 100 * CR)
     billing.user("bob@example.com", 7 * CR)
     for amount in (1, 2, 3):
-        ledger.adjust(billing.db, audit.CLI, "alice@example.com", amount * CR, f"grant {amount}")
+        with billing.db.write() as s:
+            ledger.adjust(s, audit.CLI, "alice@example.com", amount * CR, f"grant {amount}")
     with billing.db.read_session() as s:
         wallet_id = accounts.find_user_by_id(s, alice.id).wallet.id
         entries = ledger.recent_entries(s, wallet_id)

@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length
 
 from blueprints.form_rules import ReasonRule, parsed_amount
 from core.bounds import MAX_TOKENS_PER_EVENT, MAX_TOPUP_OPTION_USD
+from core.enums import Role
 from core.pricing import parse_credits, parse_rate, parse_usd_per_m
 
 
@@ -137,5 +138,5 @@ class AdjustForm(ReasonForm):
 
 
 class AccessForm(ReasonForm):
-    role = SelectField("Role", choices=["user", "admin"])
+    role = SelectField("Role", choices=[role.value for role in Role])
     disabled = BooleanField("Disabled (cannot sign in; usage refused)")

@@ -75,7 +75,8 @@ def adjust_credits(user_id: int) -> Response | tuple[str, int]:
     form = AdjustForm(prefix="adjust")
 
     def action() -> None:
-        ledger.adjust(database(), current_actor(), user.email, form.amount_ucr, form.reason.data)
+        with database().write() as s:
+            ledger.adjust(s, current_actor(), user.email, form.amount_ucr, form.reason.data)
 
     return _act("adjust_form", form, action, user_id, "Balance adjusted.")
 

@@ -42,6 +42,7 @@ def test_balance_and_low_alert_change_live(page, live_server) -> None:
     expect(alert.get_by_role("button", name="Top up")).to_be_visible()
     expect(badge).to_have_class("balance-badge is-low")
 
-    ledger.adjust(billing.db, audit.CLI, "alice@example.com", 10 * CR, "goodwill")
+    with billing.db.write() as s:
+        ledger.adjust(s, audit.CLI, "alice@example.com", 10 * CR, "goodwill")
     expect(alert).not_to_contain_text("balance is low", timeout=10_000)
     assert page.evaluate("window.__noReload") is True  # the page was never reloaded
