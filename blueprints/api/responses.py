@@ -12,6 +12,7 @@ from typing import Any
 from flask import Response
 
 from blueprints.errors import domain_error_object, error_object
+from core.enums import UsageStatus
 from core.errors import RequestInvalid
 from core.pricing import format_credits
 from core.usage_debits import UsageResult
@@ -26,7 +27,7 @@ def json_response(body: dict[str, Any], status: int) -> Response:
 def charged(result: UsageResult) -> dict[str, Any]:
     return {
         "event_id": result.event_id,
-        "status": "charged",
+        "status": UsageStatus.CHARGED.value,
         "duplicate": result.duplicate,
         "credits_charged": format_credits(result.cost_ucr),
         "balance": format_credits(result.balance_ucr or 0),
@@ -50,4 +51,4 @@ def invalid(item: Any, error: RequestInvalid) -> dict[str, Any]:
 
 
 def _rejected(event_id: str | None, error: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": event_id, "status": "rejected", "error": error}
+    return {"event_id": event_id, "status": UsageStatus.REJECTED.value, "error": error}
