@@ -13,7 +13,6 @@ from core.analytics import ClosedDays
 from core.db import Database
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
-from core.pricing import format_cents, format_credits_display, format_usd_per_m
 from core.stripe_gateway import StripeGateway
 
 
@@ -46,18 +45,9 @@ def create_app(
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    app.add_template_filter(format_credits_display, "credits")
-    app.add_template_filter(_trim_zeros, "trim_zeros")
-    app.add_template_filter(format_cents, "cents")
-    app.add_template_filter(format_usd_per_m, "usd_per_m")
     _init_extensions(app)
     _register_blueprints(app)
     return app
-
-
-def _trim_zeros(text: str) -> str:
-    """'4.500000' -> '4.5', '12.000000' -> '12' (display of exact amounts)."""
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
@@ -83,11 +73,12 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 def _init_extensions(app: Flask) -> None:
     from blueprints import (
         cookie_session,
+        db_session,
         errors,
         input_guard,
         rate_limits,
         security_headers,
-        session,
+        template_filters,
     )
     from blueprints.auth import sessions as sign_in_sessions
     from blueprints.extensions import csrf
@@ -96,10 +87,11 @@ def _init_extensions(app: Flask) -> None:
     rate_limits.init_app(app)
     cookie_session.init_app(app)
     sign_in_sessions.init_app(app)
-    session.init_app(app)
+    db_session.init_app(app)
     errors.init_app(app)
     security_headers.init_app(app)
     input_guard.init_app(app)
+    template_filters.init_app(app)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -1,6 +1,16 @@
-"""``flask --app app <command>``: the CLI half of the contract (spec §3)."""
+"""``flask --app app <command>``: the CLI half of the contract (spec §3).
+
+Commands parse their arguments with the core parsers and call one domain
+function. A refusal is a ``DomainError`` (core.errors; bad amounts and
+reasons included) and ``fails_cleanly`` is the one place that turns it into
+click's ``Error: <message>`` and exit status 1, without a traceback.
+"""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import click
 from flask import Flask
@@ -9,7 +19,9 @@ from flask.cli import AppGroup, with_appcontext
 from blueprints.extensions import database, passwords
 from core import accounts, audit, catalog, demo, integration_keys, ledger, migrate, pricing
 from core.errors import DomainError
-from core.pricing import AmountError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def register_commands(app: Flask) -> None:
@@ -25,8 +37,17 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_api_key)
 
 
-def _fail(exc: DomainError | AmountError) -> None:
-    raise click.ClickException(exc.message if isinstance(exc, DomainError) else str(exc))
+def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
+    """Run ``command``; a DomainError becomes a ClickException with its message."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+
+    return run
 
 
 @click.group("db", cls=AppGroup, help="Database migrations (Alembic).")
@@ -64,12 +85,10 @@ def init_db() -> None:
 @with_appcontext
 @click.argument("email")
 @click.option("--password", help="Required when the user does not exist yet.")
+@fails_cleanly
 def create_admin(email: str, password: str | None) -> None:
-    try:
-        with database().write() as s:
-            user, created = accounts.ensure_admin(s, email, password, passwords())
-    except DomainError as exc:
-        _fail(exc)
+    with database().write() as s:
+        user, created = accounts.ensure_admin(s, email, password, passwords())
     click.echo(f"{'created' if created else 'promoted'} admin {user.email}")
 
 
@@ -77,12 +96,10 @@ def create_admin(email: str, password: str | None) -> None:
 @with_appcontext
 @click.argument("email")
 @click.option("--password", required=True)
+@fails_cleanly
 def create_user(email: str, password: str) -> None:
-    try:
-        with database().write() as s:
-            accounts.create_user(s, email, password, passwords())
-    except DomainError as exc:
-        _fail(exc)
+    with database().write() as s:
+        accounts.create_user(s, email, password, passwords())
     click.echo(f"created user {accounts.normalise_email(email)}")
 
 
@@ -90,6 +107,7 @@ def create_user(email: str, password: str) -> None:
 @click.option("--admin-email", envvar="ADMIN_EMAIL", default="admin@example.com")
 @click.option("--admin-password", envvar="ADMIN_PASSWORD", default=None)
 @with_appcontext
+@fails_cleanly
 def seed_demo(admin_email: str, admin_password: str | None) -> None:
     with database().write() as s:
         result = demo.seed_if_empty(s, passwords(), admin_email, admin_password)
@@ -115,13 +133,11 @@ NUMBER_ARGS = {"ignore_unknown_options": True}
 @click.argument("credits_per_usd")
 @click.option("--reason", required=True, help="Why; kept in the rate history.")
 @with_appcontext
+@fails_cleanly
 def set_rate(credits_per_usd: str, reason: str) -> None:
-    try:
-        rate = pricing.parse_rate(credits_per_usd)
-        with database().write() as s:
-            change = catalog.set_rate(s, audit.CLI, rate, reason)
-    except (DomainError, AmountError) as exc:
-        _fail(exc)
+    rate = pricing.parse_rate(credits_per_usd)
+    with database().write() as s:
+        change = catalog.set_rate(s, audit.CLI, rate, reason)
     click.echo(f"rate {change.old_credits_per_usd:,} -> {change.credits_per_usd:,} credits per USD")
 
 
@@ -133,6 +149,7 @@ def set_rate(credits_per_usd: str, reason: str) -> None:
 @click.option("--display-name", default=None)
 @click.option("--reason", default="set from the command line", show_default=True)
 @with_appcontext
+@fails_cleanly
 def set_model_price(
     model: str,
     input_usd: str,
@@ -141,21 +158,18 @@ def set_model_price(
     display_name: str | None,
     reason: str,
 ) -> None:
-    try:
-        prices = (pricing.parse_usd_per_m(input_usd), pricing.parse_usd_per_m(output_usd))
-        with database().write() as s:
-            row = catalog.set_model_price(
-                s,
-                audit.CLI,
-                model,
-                input_uusd_per_m=prices[0],
-                output_uusd_per_m=prices[1],
-                enabled=not disable,
-                reason=reason,
-                display_name=display_name,
-            )
-    except (DomainError, AmountError) as exc:
-        _fail(exc)
+    prices = (pricing.parse_usd_per_m(input_usd), pricing.parse_usd_per_m(output_usd))
+    with database().write() as s:
+        row = catalog.set_model_price(
+            s,
+            audit.CLI,
+            model,
+            input_uusd_per_m=prices[0],
+            output_uusd_per_m=prices[1],
+            enabled=not disable,
+            reason=reason,
+            display_name=display_name,
+        )
     state = "enabled" if row.enabled else "disabled"
     click.echo(
         f"{row.name}: ${pricing.format_usd_per_m(row.input_price_uusd_per_m)} in / "
@@ -172,13 +186,11 @@ def set_model_price(
 @click.argument("credits")
 @click.option("--reason", required=True)
 @with_appcontext
+@fails_cleanly
 def grant_credits(email: str, credits: str, reason: str) -> None:
-    try:
-        amount = pricing.parse_credits(credits, allow_negative=True)
-        with database().write() as s:
-            posting = ledger.adjust(s, audit.CLI, email, amount, reason)
-    except (DomainError, AmountError) as exc:
-        _fail(exc)
+    amount = pricing.parse_credits(credits, allow_negative=True)
+    with database().write() as s:
+        posting = ledger.adjust(s, audit.CLI, email, amount, reason)
     click.echo(
         f"{accounts.normalise_email(email)}: {pricing.format_credits(amount)} credits, "
         f"balance {pricing.format_credits(posting.balance_ucr)}"
@@ -201,11 +213,9 @@ def check_ledger() -> None:
 @click.command("create-api-key", help="Create an integration key; it is printed once.")
 @click.argument("name")
 @with_appcontext
+@fails_cleanly
 def create_api_key(name: str) -> None:
-    try:
-        with database().write() as s:
-            row, key = integration_keys.create(s, audit.CLI, name)
-    except DomainError as exc:
-        _fail(exc)
+    with database().write() as s:
+        row, key = integration_keys.create(s, audit.CLI, name)
     click.echo(f"integration key {row.prefix}… for {row.name!r} (shown once, store it now):")
     click.echo(key)

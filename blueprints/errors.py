@@ -1,5 +1,15 @@
 """Error responses: the spec's JSON error shape under /api/, HTML pages elsewhere.
 
+One table, one builder. ``ERROR_STATUS`` maps every error code to its HTTP
+status; a domain error's ``code`` (core.errors) picks its row, and a test
+fails if a DomainError subclass has a code the table lacks. ``error_object``
+builds the ``{"code", "message", "details"}`` object (the batch embeds it in
+each rejected result); ``error_response`` wraps it as ``{"error": …}`` with
+the table's status. Every JSON error is built by these two: the HTTP error
+handlers, the API's DomainError handler (so API views are parse -> call ->
+respond, with no try/except), the batch, the webhook. The gateway's
+OpenAI-shaped errors (``type``, ``param``) pass them as extra keys.
+
 A request that fails because the database is unreachable or unable to serve
 (connection refused or lost, pool exhausted, SQLite unable to open or lock
 its file), or because the rate-limit counters are, answers ``503`` with
@@ -13,36 +23,122 @@ the charged event, so retrying a 503 is always safe.
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from blueprints.rate_limits import CountersUnavailable
+from core.errors import DomainError, Unavailable, UsageRejected
 
-# HTTP status -> the API's error code (spec §3).
-API_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    402: "insufficient_credits",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "invalid_request",
-    415: "invalid_request",
-    422: "invalid_request",
-    429: "rate_limited",
-    503: "unavailable",
+# Error code -> HTTP status (spec §3): the one table. A code means one thing;
+# codes that share a status are separate rows.
+ERROR_STATUS: dict[str, int] = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "insufficient_credits": 402,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,  # an event id reused with another payload
+    "email_taken": 409,
+    "model_exists": 409,
+    "posting_conflict": 409,
+    "unknown_model": 422,
+    "model_disabled": 422,
+    "limit_exceeded": 422,
+    "unknown_user": 422,
+    "user_disabled": 422,
+    "rejected": 422,  # a usage event stored as rejected for a reason without its own code
+    "rate_limited": 429,
+    "error": 500,  # an HTTP status that has no code of its own
+    "payment_provider_error": 502,
+    "payments_not_configured": 503,
+    "busy": 503,
+    "unavailable": 503,
 }
+
+# The codes of ERROR_STATUS that the JSON API never answers with, and why; every
+# other code is in the API's OpenAPI document (a test checks both).
+OFF_API_CODES: dict[str, str] = {
+    "forbidden": "pages an account may not see; an integration key reaches only its own API",
+    "email_taken": "sign-up, create-user",
+    "model_exists": "the admin's Add a model form",
+    "posting_conflict": "Stripe webhooks, answered 503 so Stripe sends the event again",
+    "rejected": "only a stored rejection whose reason code this version does not know",
+    "error": "an unexpected failure (500): a bug, not part of the contract",
+    "payment_provider_error": "top-up pages",
+    "payments_not_configured": "top-up pages",
+    "busy": "sign-in and password pages",
+}
+
+# The codes that answer a bare HTTP status (werkzeug's 404, 405, 429, ...).
+_HTTP_CODES = (
+    "invalid_request",
+    "unauthorized",
+    "insufficient_credits",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "rate_limited",
+    "unavailable",
+)
+_CODE_BY_STATUS = {ERROR_STATUS[code]: code for code in _HTTP_CODES}
+# Bodies too large, of the wrong type or unreadable: the client's request is at fault.
+_CODE_BY_STATUS.update(dict.fromkeys((413, 415, 422), "invalid_request"))
+
 RETRY_UNAVAILABLE_SECONDS = 2
 
 
-def api_error(status: int, message: str, code: str | None = None, **details: object) -> Response:
-    body = {"error": {"code": code or API_CODES.get(status, "error"), "message": message}}
+def code_for_status(status: int) -> str:
+    """The code a bare HTTP error answers with: its status's code, else ``error``."""
+    return _CODE_BY_STATUS.get(status, "error")
+
+
+def error_object(
+    code: str, message: str, details: Mapping[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """``{"code", "message", **extra, "details"}``; ``details`` only when not empty.
+
+    ``extra`` holds keys beside code and message, such as the OpenAI ``type``
+    and ``param`` of the gateway's errors (spec §6).
+    """
+    body: dict[str, Any] = {"code": code, "message": message, **extra}
     if details:
-        body["error"]["details"] = details
-    response = jsonify(body)
+        body["details"] = dict(details)
+    return body
+
+
+def domain_error_object(error: DomainError) -> dict[str, Any]:
+    """The error object for a domain error; a rejected usage event adds its
+    ``event_id`` and ``duplicate`` to the details. ``None`` details are left out."""
+    details: dict[str, Any] = dict(error.details)
+    if isinstance(error, UsageRejected):
+        details["event_id"] = error.event_id
+        details["duplicate"] = error.duplicate
+    details = {k: v for k, v in details.items() if v is not None}
+    return error_object(error.code, error.message, details)
+
+
+def error_response(
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    *,
+    status: int | None = None,
+    **extra: Any,
+) -> Response:
+    """``{"error": error_object(...)}`` with ``status``, by default the code's row
+    of ``ERROR_STATUS``."""
+    return _respond(error_object(code, message, details, **extra), status or ERROR_STATUS[code])
+
+
+def _respond(error: dict[str, Any], status: int) -> Response:
+    response = jsonify({"error": error})
     response.status_code = status
     return response
 
@@ -59,7 +155,7 @@ def _handle_http(exc: HTTPException) -> Response | tuple[str, int]:
     else:
         message = exc.description or exc.name
     if is_api_path(request.path):
-        response = api_error(status, message)
+        response = error_response(code_for_status(status), message, status=status)
     else:
         html = render_template("errors/error.html", status=status, title=exc.name, message=message)
         response = Response(html, status=status, mimetype="text/html")
@@ -74,7 +170,7 @@ def _unavailable(exc: Exception) -> Response:
     current_app.logger.error("unavailable: %s", exc, exc_info=exc)
     message = "The service is briefly unavailable. Please try again in a few seconds."
     if is_api_path(request.path):
-        response = api_error(503, message)
+        response = error_response("unavailable", message)
     else:
         # Rendered without the context processors: they would ask the database
         # for the signed-in user and the balance.
@@ -96,6 +192,20 @@ def unavailable_errors(app: Flask) -> tuple[type[Exception], ...]:
         dbapi.OperationalError,
         dbapi.InterfaceError,
     )
+
+
+def _domain_error(error: DomainError) -> Response:
+    return _respond(domain_error_object(error), ERROR_STATUS[error.code])
+
+
+def init_api(bp: Blueprint) -> None:
+    """On the JSON API, a DomainError a view lets through is the answer.
+
+    A blueprint's handlers are looked up before the app's, so ``Unavailable``
+    (rate-limit counters down) keeps the app's 503 with ``Retry-After``.
+    """
+    bp.register_error_handler(Unavailable, _unavailable)
+    bp.register_error_handler(DomainError, _domain_error)
 
 
 def init_app(app: Flask) -> None:

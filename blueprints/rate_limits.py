@@ -40,11 +40,11 @@ from werkzeug.exceptions import TooManyRequests
 
 from core.accounts import normalise_email
 from core.config import default_ratelimit_storage_uri
-from core.errors import DomainError
+from core.errors import Unavailable
 from core.rate_counters import FileCounters
 
 
-class CountersUnavailable(DomainError):
+class CountersUnavailable(Unavailable):
     """Raised when the rate-limit counters cannot be reached or updated."""
 
     code = "unavailable"

@@ -39,8 +39,9 @@ from core.db import Database
 from core.emails import MAX_EMAIL_LENGTH as MAX_EMAIL_LENGTH
 from core.emails import check_email
 from core.emails import normalise_email as normalise_email
+from core.enums import Role, is_member
 from core.errors import EmailTaken, UnknownUser, ValidationError
-from core.models import ROLES, User, Wallet
+from core.models import User, Wallet
 from core.passwords import Passwords
 
 MIN_PASSWORD_LENGTH = 8
@@ -84,11 +85,11 @@ def _add_user(session: Session, email: str, password_hash: str, role: str) -> Us
 
 
 def create_user(
-    session: Session, email: str, password: str, passwords: Passwords, role: str = "user"
+    session: Session, email: str, password: str, passwords: Passwords, role: str = Role.USER
 ) -> User:
     """Create a user and an empty wallet in the caller's transaction (hashing
     in it: for the CLI and the demo seed; the sign-up page uses ``register``)."""
-    if role not in ROLES:
+    if not is_member(role, Role):
         raise ValidationError(f"Unknown role {role!r}.")
     email = check_new_account(email, password)
     if find_user(session, email) is not None:
@@ -104,7 +105,7 @@ def register(db: Database, email: str, password: str, passwords: Passwords) -> U
             raise _taken(email)
     password_hash = passwords.hash(password)
     with db.write() as s:
-        return _add_user(s, email, password_hash, "user")
+        return _add_user(s, email, password_hash, Role.USER)
 
 
 def authenticate(db: Database, email: str, password: str, passwords: Passwords) -> User | None:
@@ -142,15 +143,15 @@ def ensure_admin(
     if user is None:
         if not password:
             raise ValidationError("A password is required to create a new admin.")
-        return create_user(session, email, password, passwords, role="admin"), True
-    _set_role_and_disabled(session, user, "admin", user.is_disabled)
+        return create_user(session, email, password, passwords, role=Role.ADMIN), True
+    _set_role_and_disabled(session, user, Role.ADMIN, user.is_disabled)
     if password:
         set_password(session, user, password, passwords)
     return user, False
 
 
 def set_role(session: Session, email: str, role: str) -> User:
-    if role not in ROLES:
+    if not is_member(role, Role):
         raise ValidationError(f"Unknown role {role!r}.")
     user = find_user(session, email)
     if user is None:
@@ -213,14 +214,13 @@ def set_access(
 ) -> User:
     """Change a user's role or disabled flag, audited. Admins cannot lock
     themselves out (demote or disable their own account)."""
-    if role not in ROLES:
+    if not is_member(role, Role):
         raise ValidationError(f"Unknown role {role!r}.")
-    if not reason.strip():
-        raise ValidationError("A reason is required.", field="reason")
+    reason = audit.clean_reason(reason)
     user = session.get(User, user_id)
     if user is None:
         raise UnknownUser("No such user.")
-    if user.id == actor.user_id and (role != "admin" or disabled):
+    if user.id == actor.user_id and (role != Role.ADMIN or disabled):
         raise ValidationError("You cannot demote or disable your own account.")
     before = {"role": user.role, "disabled": user.is_disabled}
     after = {"role": role, "disabled": disabled}
@@ -240,15 +240,21 @@ def set_access(
 
 def clear_flag(session: Session, actor: Actor, user_id: int, reason: str) -> None:
     """An admin has reviewed a wallet flagged by a refund or dispute."""
-    if not reason.strip():
-        raise ValidationError("A reason is required.", field="reason")
+    reason = audit.clean_reason(reason)
     wallet = session.scalar(select(Wallet).where(Wallet.user_id == user_id))
     if wallet is not None and wallet.flagged:
         wallet.flagged = False
         audit.record(session, actor, "wallet.unflag", "wallet", wallet.id, reason=reason)
 
 
-def search(session: Session, text: str, limit: int = 50) -> list[tuple[User, Wallet]]:
+def find_user_by_id(session: Session, user_id: int) -> User | None:
+    """The user with this id, or None."""
+    return session.get(User, user_id)
+
+
+def search_users(session: Session, text: str, limit: int = 50) -> list[tuple[User, Wallet]]:
+    """Users whose email contains ``text`` (any case; ``%`` and ``_`` are literal),
+    with their wallets, in email order; every user when ``text`` is blank."""
     query = select(User, Wallet).join(Wallet, Wallet.user_id == User.id).order_by(User.email)
     text = text.strip().lower()
     if text:

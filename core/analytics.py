@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.bounds import exact_sum
+from core.enums import TopUpStatus, UsageStatus
 from core.models import AiModel, TopUp, UsageDaily, UsageEvent, User, Wallet
 
 
@@ -87,7 +88,9 @@ def report(session: Session, today: date, closed: ClosedDays, days: int = 30) ->
             func.sum(TopUp.refunded_cents),
             func.sum(TopUp.credits_ucr),
         )
-        .where(TopUp.status == "paid", TopUp.paid_at >= datetime.combine(year_ago, time.min))
+        .where(
+            TopUp.status == TopUpStatus.PAID, TopUp.paid_at >= datetime.combine(year_ago, time.min)
+        )
         .group_by(paid_day)
     ).all()
     by_day = {_day(d): (int(g), int(r), int(c)) for d, g, r, c in sales}
@@ -109,7 +112,7 @@ def report(session: Session, today: date, closed: ClosedDays, days: int = 30) ->
     rejected = session.execute(
         select(UsageEvent.reason_code, func.count())
         .where(
-            UsageEvent.status == "rejected",
+            UsageEvent.status == UsageStatus.REJECTED,
             UsageEvent.received_at >= datetime.combine(since, time.min),
         )
         .group_by(UsageEvent.reason_code)

@@ -1,4 +1,11 @@
-"""The append-only audit trail: who changed what, from what, to what, and why."""
+"""The append-only audit trail: who changed what, from what, to what, and why.
+
+Every change an admin makes carries a reason. ``clean_reason`` is the one
+rule for it, applied by every domain function that takes a reason, whether
+the CLI or a form calls it: surrounding whitespace is stripped, what is left
+must be non-empty and at most ``MAX_REASON_LENGTH`` characters, and the
+stripped text is what is stored.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
+from core.errors import ValidationError
 from core.models import AuditEntry
 from core.paging import keyset_page
 
@@ -25,6 +33,23 @@ class Actor:
 
 CLI = Actor("cli")
 SYSTEM = Actor("system")
+
+MAX_REASON_LENGTH = 2000  # characters, after stripping; forms and CLI alike
+
+
+def clean_reason(reason: str | None) -> str:
+    """The reason as stored: stripped, required, at most MAX_REASON_LENGTH characters.
+
+    Raises ValidationError (``field="reason"``) for an empty, blank or over-long reason.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("A reason is required.", field="reason")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ValidationError(
+            f"Keep the reason to {MAX_REASON_LENGTH:,} characters or fewer.", field="reason"
+        )
+    return reason
 
 
 def record(

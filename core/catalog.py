@@ -2,6 +2,11 @@
 
 Each change is one transaction: the new value, its history row (who, when,
 old, new, reason), an audit row, and a config version bump.
+
+The read side at the end (``rate_history``, ``models_by_name``,
+``price_history``, ...) is what the admin pages show of the same tables, so
+views never build these queries themselves. Charging reads the price book
+(``core.pricebook``), not these.
 """
 
 from __future__ import annotations
@@ -20,16 +25,6 @@ from core.pricing import format_usd_per_m
 from core.versions import bump_config_version
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$")
-MAX_REASON_LENGTH = 2000
-
-
-def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError("A reason is required.", field="reason")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise ValidationError(f"Keep the reason under {MAX_REASON_LENGTH} characters.")
-    return reason
 
 
 def current_rate(session: Session) -> RateChange:
@@ -38,7 +33,7 @@ def current_rate(session: Session) -> RateChange:
 
 def set_rate(session: Session, actor: audit.Actor, credits_per_usd: int, reason: str) -> RateChange:
     """Make ``credits_per_usd`` the current rate from the next event on."""
-    reason = _reason(reason)
+    reason = audit.clean_reason(reason)
     if type(credits_per_usd) is not int or not 1 <= credits_per_usd <= MAX_RATE:
         raise ValidationError(
             f"The rate must be a whole number from 1 to {MAX_RATE:,}.", field="credits_per_usd"
@@ -91,7 +86,7 @@ def set_model_price(
     refused with ``ModelExists`` and nothing changes: editing is a separate,
     deliberate act. The CLI's ``set-model-price`` creates or updates.
     """
-    reason = _reason(reason)
+    reason = audit.clean_reason(reason)
     if not MODEL_NAME.match(name or ""):
         raise ValidationError(
             "Model names are 1-100 letters, digits and . _ : / @ + -", field="name"
@@ -158,3 +153,34 @@ def _price_state(model: AiModel) -> dict[str, object]:
         "output_usd_per_m": format_usd_per_m(model.output_price_uusd_per_m),
         "enabled": model.enabled,
     }
+
+
+# --- reading: what the admin pages show ---------------------------------------
+
+RATE_HISTORY_LIMIT = 100
+
+
+def rate_history(session: Session, limit: int = RATE_HISTORY_LIMIT) -> list[RateChange]:
+    """The newest ``limit`` exchange-rate changes, newest first."""
+    query = select(RateChange).order_by(RateChange.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def models_by_name(session: Session) -> list[AiModel]:
+    """Every model, enabled or not, in name order."""
+    return list(session.scalars(select(AiModel).order_by(AiModel.name)))
+
+
+def find_model(session: Session, model_id: int) -> AiModel | None:
+    """The model with this id, or None."""
+    return session.get(AiModel, model_id)
+
+
+def price_history(session: Session, model_id: int) -> list[ModelPriceChange]:
+    """Every price or enabled-flag change of one model, newest first."""
+    query = (
+        select(ModelPriceChange)
+        .where(ModelPriceChange.model_id == model_id)
+        .order_by(ModelPriceChange.id.desc())
+    )
+    return list(session.scalars(query))

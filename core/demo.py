@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import accounts, audit, catalog, integration_keys, ledger
+from core.enums import LedgerKind, Role
 from core.models import User
 from core.passwords import Passwords
 
@@ -45,11 +46,11 @@ def seed_if_empty(
         return None
     generated = admin_password is None
     password = admin_password or secrets.token_urlsafe(12)
-    accounts.create_user(session, admin_email, password, passwords, role="admin")
+    accounts.create_user(session, admin_email, password, passwords, role=Role.ADMIN)
     user_password = secrets.token_urlsafe(12)
     user = accounts.create_user(session, DEMO_USER, user_password, passwords)
     ledger.post_entry(
-        session, user.wallet.id, DEMO_USER_CREDITS_UCR, "adjustment", memo="demo credits"
+        session, user.wallet.id, DEMO_USER_CREDITS_UCR, LedgerKind.ADJUSTMENT, memo="demo credits"
     )
     _, api_key = integration_keys.create(session, audit.SYSTEM, "demo")
     for name, display, input_price, output_price in DEMO_MODELS:

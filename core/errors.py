@@ -1,4 +1,30 @@
-"""Typed domain errors. Views map them to HTTP statuses; nothing here knows HTTP."""
+"""Typed domain errors: one hierarchy under ``DomainError``. Nothing here knows HTTP.
+
+Design:
+    DomainError                 root: a rule of the domain refused an operation
+      ValidationError           input that can never be valid
+        AmountError             a decimal string that is not an amount (core.pricing)
+        RequestInvalid          an API request body or parameter (field -> problem)
+      AccountError              users and sign-in
+      CatalogError              models, prices, the exchange rate
+      LedgerError               postings and balances
+      PaymentError              top-ups and the payment provider
+      UsageError                usage events
+        Conflict                an idempotency key reused for another payload
+        UsageRejected           an event stored as rejected (and its reasons)
+      Unavailable               a backing service cannot serve now
+
+Invariants:
+    * Every error carries ``message`` (for people: shown on forms, printed by
+      the CLI, sent in API bodies) and ``details`` (keyword arguments; a
+      ``field`` detail names the form field it concerns).
+    * ``code`` is a stable machine-readable string, one code per meaning.
+      Each code has exactly one HTTP status, in ``blueprints.errors.ERROR_STATUS``;
+      a test fails if a subclass's code is missing there.
+    * Errors defined elsewhere (``core.stripe_gateway``, ``core.topup_ledger``,
+      ``blueprints.rate_limits``, ``blueprints.main.csv_export``) subclass the
+      area roots here, so the CLI and the API can catch ``DomainError`` alone.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +32,7 @@ from typing import Any
 
 
 class DomainError(Exception):
-    """Base class: a rule of the domain refused an operation."""
+    """Raised when a rule of the domain refuses an operation."""
 
     code = "invalid_request"
 
@@ -16,46 +42,98 @@ class DomainError(Exception):
         self.details = details
 
 
+# --- validation ----------------------------------------------------------------
+
+
 class ValidationError(DomainError):
-    """Input that can never be valid (bad number, empty reason, ...)."""
+    """Raised when input can never be valid (bad number, empty reason, ...)."""
 
     code = "invalid_request"
 
 
-class EmailTaken(DomainError):
-    code = "conflict"
+class AmountError(ValidationError, ValueError):
+    """Raised when a decimal string cannot be an amount of its unit (credits, USD, rate)."""
 
 
-class UnknownUser(DomainError):
+class RequestInvalid(ValidationError):
+    """Raised when an API request body or parameter can never be valid.
+
+    ``fields`` maps a field name to its problem; it is sent as
+    ``details.fields`` when there is one.
+    """
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        self.fields = fields or {}
+        super().__init__(message, **({"fields": self.fields} if self.fields else {}))
+
+
+# --- accounts --------------------------------------------------------------------
+
+
+class AccountError(DomainError):
+    """Raised when an operation on a user account is refused."""
+
+
+class EmailTaken(AccountError):
+    """Raised when signing up or creating a user with an email already in use."""
+
+    code = "email_taken"
+
+
+class UnknownUser(AccountError):
+    """Raised when no user has the email or id given."""
+
     code = "unknown_user"
 
 
-class ModelExists(DomainError):
+# --- catalog ---------------------------------------------------------------------
+
+
+class CatalogError(DomainError):
+    """Raised when a change to models, prices or the exchange rate is refused."""
+
+
+class ModelExists(CatalogError):
     """Raised when creating a model under a name that is already taken."""
 
-    code = "conflict"
+    code = "model_exists"
 
 
-class BalanceLimit(DomainError):
+# --- ledger ----------------------------------------------------------------------
+
+
+class LedgerError(DomainError):
+    """Raised when a posting to the ledger is refused."""
+
+
+class BalanceLimit(LedgerError):
     """Raised when a posting would take a balance past the ceiling of core.bounds."""
 
     code = "limit_exceeded"
 
 
-class PasswordHashingBusy(DomainError):
-    """Raised when a password check waited too long for a free hashing slot."""
-
-    code = "busy"
+# --- payments --------------------------------------------------------------------
 
 
-class Conflict(DomainError):
-    """The same idempotency key was used for a different payload."""
+class PaymentError(DomainError):
+    """Raised when a top-up or a call to the payment provider is refused."""
+
+
+# --- usage -----------------------------------------------------------------------
+
+
+class UsageError(DomainError):
+    """Raised when a usage event is refused or cannot be recorded as sent."""
+
+
+class Conflict(UsageError):
+    """Raised when the same idempotency key was used for a different payload."""
 
     code = "conflict"
 
 
-class UsageRejected(DomainError):
-    """A usage event that was recorded as rejected and not charged.
+class UsageRejected(UsageError):
+    """Raised when a usage event was recorded as rejected and not charged.
 
     Raised after the rejection has been committed, so the event is never lost.
     ``event_id`` and ``duplicate`` describe the stored event.
@@ -72,27 +150,54 @@ class UsageRejected(DomainError):
 
 
 class InsufficientCredits(UsageRejected):
+    """Raised when the balance (plus overdraft) cannot pay for an event."""
+
     code = "insufficient_credits"
 
 
 class UnknownModel(UsageRejected):
+    """Raised when an event names a model that is not in the catalog."""
+
     code = "unknown_model"
 
 
 class ModelDisabled(UsageRejected):
+    """Raised when an event names a model an admin has disabled."""
+
     code = "model_disabled"
 
 
 class LimitExceeded(UsageRejected):
+    """Raised when an event exceeds a per-event cap or the balance ceiling."""
+
     code = "limit_exceeded"
 
 
 class UnknownUsageUser(UsageRejected):
+    """Raised when an event names a user email that has no account."""
+
     code = "unknown_user"
 
 
 class UserDisabled(UsageRejected):
+    """Raised when an event names a user whose account is disabled."""
+
     code = "user_disabled"
+
+
+# --- availability ----------------------------------------------------------------
+
+
+class Unavailable(DomainError):
+    """Raised when a backing service cannot serve the request now; retrying may work."""
+
+    code = "unavailable"
+
+
+class PasswordHashingBusy(Unavailable):
+    """Raised when a password check waited too long for a free hashing slot."""
+
+    code = "busy"
 
 
 # reason_code stored on a rejected event -> the error to raise on replay.

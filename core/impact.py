@@ -7,12 +7,13 @@ what the ledger will do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from core.bounds import exact_sum
-from core.models import Wallet
+from core.models import AiModel, Wallet
 from core.pricebook import PriceBook
 from core.pricing import MICRO, credits_for_cents, usage_cost_ucr
 
@@ -48,6 +49,14 @@ def sample_cost(input_uusd_per_m: int, output_uusd_per_m: int, credits_per_usd: 
         output_uusd_per_m,
         credits_per_usd,
     )
+
+
+def sample_costs(models: Iterable[AiModel], credits_per_usd: int) -> dict[int, int]:
+    """µcr of the sample request on each model at a rate, by model id."""
+    return {
+        m.id: sample_cost(m.input_price_uusd_per_m, m.output_price_uusd_per_m, credits_per_usd)
+        for m in models
+    }
 
 
 def liability_cents(ucr: int, credits_per_usd: int) -> int:

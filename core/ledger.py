@@ -21,7 +21,10 @@ Invariants (checked by ``check_ledger`` and ``flask check-ledger``):
    rejected instead. Only refunds and disputes may push a balance further down.
 4. ``usage_daily`` equals the per (user, day, model) sums of charged events.
 5. Card top-ups: each top-up's entries add up to what its recorded state
-   implies, part by part (``core.ledger_checks``).
+   implies, part by part.
+
+``core.ledger_checks`` checks 1, 2 (the usage entries add up to the charged
+events), 4 and 5 from the data, one function each.
 
 Concurrency
 -----------
@@ -68,20 +71,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, insert, literal, select, union_all, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.accounts import find_user
-from core.bounds import MAX_AMOUNT_UCR, exact_sum
+from core.bounds import MAX_AMOUNT_UCR
 from core.clock import utcnow
+from core.enums import LedgerKind
 from core.errors import (
     BalanceLimit,
     InsufficientCredits,
     UnknownUsageUser,
     ValidationError,
 )
-from core.models import LedgerEntry, UsageDaily, UsageEvent, Wallet
+from core.models import LedgerEntry, Wallet
 from core.pricing import format_credits
 from core.rawdb import RawCursor
 
@@ -233,7 +237,7 @@ _SET_BALANCE = "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance
 _INSERT_USAGE_ENTRY = (
     "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
     " credits_per_usd, memo, created_at) VALUES (:wallet_id, :amount, :balance_after,"
-    " 'usage', :reference, :credits_per_usd, :memo, :created_at)"
+    f" '{LedgerKind.USAGE}', :reference, :credits_per_usd, :memo, :created_at)"
 )
 
 
@@ -247,9 +251,7 @@ def adjust(
     not take it above ``bounds.MAX_AMOUNT_UCR`` (``BalanceLimit``). In the
     caller's transaction: it has no reference, so no UNIQUE race to retry.
     """
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError("A reason is required.", field="reason")
+    reason = audit.clean_reason(reason)
     if amount_ucr == 0:
         raise ValidationError("An adjustment of zero changes nothing.", field="amount")
     if abs(amount_ucr) > MAX_AMOUNT_UCR:
@@ -265,7 +267,7 @@ def adjust(
         session,
         user.wallet.id,
         amount_ucr,
-        "adjustment",
+        LedgerKind.ADJUSTMENT,
         floor_ucr=0 if amount_ucr < 0 else None,
         ceiling_ucr=MAX_AMOUNT_UCR if amount_ucr > 0 else None,
         memo=reason,
@@ -301,6 +303,8 @@ def adjust(
 
 @dataclass(frozen=True)
 class LedgerProblem:
+    """One broken invariant: what, where, and the two numbers that disagree."""
+
     what: str
     key: str
     expected: int
@@ -308,71 +312,26 @@ class LedgerProblem:
 
 
 def check_ledger(session: Session) -> list[LedgerProblem]:
-    """Every invariant of the module docstring that can be checked from data."""
-    problems: list[LedgerProblem] = []
-    # Summed as quotient and remainder by 10^6 and compared in Python, so a
-    # corrupt huge or non-integer balance is reported, not an overflow raised
-    # (see bounds.exact_sum).
-    split = 1_000_000
-    sums = (
-        select(
-            LedgerEntry.wallet_id,
-            func.sum(LedgerEntry.amount_ucr // split).label("high"),
-            func.sum(LedgerEntry.amount_ucr % split).label("low"),
-        )
-        .group_by(LedgerEntry.wallet_id)
-        .subquery()
+    """Every invariant of the module docstring that can be checked from data:
+    ``core.ledger_checks.CHECKS``, one function per invariant, in order."""
+    from core.ledger_checks import CHECKS  # they build on this module
+
+    return [problem for check in CHECKS for problem in check(session)]
+
+
+# Read side: queries for views
+
+RECENT_ENTRIES_LIMIT = 20
+
+
+def recent_entries(
+    session: Session, wallet_id: int, limit: int = RECENT_ENTRIES_LIMIT
+) -> list[LedgerEntry]:
+    """The newest ``limit`` ledger entries of one wallet, newest first."""
+    query = (
+        select(LedgerEntry)
+        .where(LedgerEntry.wallet_id == wallet_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
     )
-    for row in session.execute(
-        select(Wallet.id, Wallet.balance_ucr, sums.c.high, sums.c.low).outerjoin(
-            sums, sums.c.wallet_id == Wallet.id
-        )
-    ):
-        total = int(row.high or 0) * split + int(row.low or 0)
-        if type(row.balance_ucr) is not int or row.balance_ucr != total:
-            problems.append(
-                LedgerProblem("balance != sum(ledger)", f"wallet {row.id}", total, row.balance_ucr)
-            )
-
-    # Rollups: charged events minus rollup rows, per (user, day, model), must
-    # net to zero in both columns. UNION ALL catches rows missing on either side.
-    signed = union_all(
-        select(
-            UsageEvent.user_id,
-            func.date(UsageEvent.received_at).label("day"),
-            UsageEvent.model_id,
-            literal(1).label("events"),
-            UsageEvent.cost_ucr.label("cost"),
-        ).where(UsageEvent.status == "charged"),
-        select(
-            UsageDaily.user_id,
-            func.date(UsageDaily.day).label("day"),
-            UsageDaily.model_id,
-            (-UsageDaily.events).label("events"),
-            (-UsageDaily.cost_ucr).label("cost"),
-        ),
-    ).subquery()
-    for row in session.execute(
-        select(
-            signed.c.user_id,
-            signed.c.day,
-            signed.c.model_id,
-            func.sum(signed.c.events).label("events"),
-            func.sum(signed.c.cost).label("cost"),
-        )
-        .group_by(signed.c.user_id, signed.c.day, signed.c.model_id)
-        .having((func.sum(signed.c.events) != 0) | (func.sum(signed.c.cost) != 0))
-    ):
-        key = f"user {row.user_id} day {row.day} model {row.model_id}"
-        problems.append(LedgerProblem("usage_daily != charged events", key, 0, row.cost))
-
-    usage_ledger = -exact_sum(session, LedgerEntry.amount_ucr, LedgerEntry.kind == "usage")
-    usage_events = exact_sum(session, UsageEvent.cost_ucr, UsageEvent.status == "charged")
-    if usage_ledger != usage_events:
-        problems.append(
-            LedgerProblem("usage ledger != charged events", "all", usage_events, usage_ledger)
-        )
-    from core.ledger_checks import check_topups  # it builds on this module
-
-    problems += check_topups(session)
-    return problems
+    return list(session.scalars(query))

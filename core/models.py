@@ -3,6 +3,10 @@
 Units are in the column names: ``_ucr`` is integer micro-credits (1 credit =
 10^6 µcr), ``_cents`` integer USD cents, ``_uusd_per_m`` integer micro-USD per
 million tokens. No float column holds an amount.
+
+Columns holding one of a closed set of words (role, ledger kind, statuses)
+take the ``core.enums`` members, and their CHECK constraints are built from
+the same enums (``check_in``), with the text the migrations wrote.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.clock import utcnow
+from core.enums import LedgerKind, Role, TopUpStatus, UsageStatus, check_in
 
 # Ids of tables that grow with traffic: 64-bit on PostgreSQL, and plain
 # INTEGER on SQLite so the column stays the rowid (autoincrementing).
@@ -40,9 +45,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-ROLES = ("user", "admin")
-LEDGER_KINDS = ("topup", "usage", "refund", "dispute", "adjustment", "reversal")
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -51,12 +53,12 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('user', 'admin')", name="role"),)
+    __table_args__ = (check_in("role", Role, name="role"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(10), default="user")
+    role: Mapped[str] = mapped_column(String(10), default=Role.USER)
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # None means "use the admin's default threshold".
     low_balance_threshold_ucr: Mapped[int | None] = mapped_column(BigInteger, default=None)
@@ -70,7 +72,7 @@ class User(Base):
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
     # The four members Flask-Login expects, without importing it here.
     @property
@@ -115,10 +117,7 @@ class LedgerEntry(Base):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        CheckConstraint(
-            "kind IN ('topup', 'usage', 'refund', 'dispute', 'adjustment', 'reversal')",
-            name="kind",
-        ),
+        check_in("kind", LedgerKind, name="kind"),
         # Idempotency: one entry per (kind, external reference), e.g. one
         # refund entry per Stripe refund id. NULL references never collide.
         UniqueConstraint("kind", "reference"),
@@ -128,7 +127,7 @@ class LedgerEntry(Base):
     wallet_id: Mapped[int] = mapped_column(Integer, ForeignKey("wallets.id"), index=True)
     amount_ucr: Mapped[int] = mapped_column(BigInteger)
     balance_after_ucr: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # core.enums.LedgerKind
     reference: Mapped[str | None] = mapped_column(String(200), default=None)
     # The exchange rate that applied, so any entry can be explained later
     # (usage entries also point at their event, which records the prices).
@@ -237,7 +236,7 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (
         UniqueConstraint("integration_key_id", "event_id"),
-        CheckConstraint("status IN ('charged', 'rejected', 'estimated')", name="status"),
+        check_in("status", UsageStatus, name="status"),
         CheckConstraint("input_tokens >= 0 AND output_tokens >= 0", name="tokens"),
         # A user's history, newest first; and the admins' view of rejections.
         Index("ix_usage_events_user_received", "user_id", "received_at"),
@@ -271,7 +270,7 @@ class UsageEvent(Base):
     input_tokens: Mapped[int] = mapped_column(BigInteger)
     output_tokens: Mapped[int] = mapped_column(BigInteger)
     cost_ucr: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    status: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10))  # core.enums.UsageStatus
     reason_code: Mapped[str | None] = mapped_column(String(40), default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     # What applied: the rate and prices themselves and the ids of their versions.
@@ -347,7 +346,7 @@ class TopUp(Base):
 
     __tablename__ = "topups"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'failed', 'expired', 'paid')", name="status"),
+        check_in("status", TopUpStatus, name="status"),
         CheckConstraint("amount_cents > 0", name="amount"),
     )
 
@@ -358,7 +357,7 @@ class TopUp(Base):
     credits_ucr: Mapped[int] = mapped_column(BigInteger)  # quoted when created
     credits_per_usd: Mapped[int] = mapped_column(BigInteger)
     rate_version_id: Mapped[int] = mapped_column(Integer, ForeignKey("exchange_rate_history.id"))
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default=TopUpStatus.PENDING)
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     checkout_url: Mapped[str | None] = mapped_column(Text, default=None)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True, default=None)
@@ -377,7 +376,7 @@ class TopUpDispute(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's dp_…
     topup_id: Mapped[int] = mapped_column(Integer, ForeignKey("topups.id"), index=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(32))  # "open", "won", "lost"
+    status: Mapped[str] = mapped_column(String(32))  # core.enums.DisputeStatus
     debited_ucr: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -411,7 +410,7 @@ class PaymentAnomaly(Base):
     __table_args__ = (UniqueConstraint("code", "reference"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    code: Mapped[str] = mapped_column(String(40))
+    code: Mapped[str] = mapped_column(String(40))  # core.enums.AnomalyCode
     message: Mapped[str] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(String(255), default=None)  # cs_…, evt_…
     topup_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("topups.id"), default=None)

@@ -20,20 +20,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
+from core.enums import AnomalyCode
 from core.models import PaymentAnomaly
 from core.paging import keyset_page
 
 # code -> what it means, for the admin page.
 CODES = {
-    "session_mismatch": "Checkout Session does not belong to the top-up it names",
-    "amount_mismatch": "Checkout Session amount or currency differs from the quote",
-    "provider_error": "Stripe call failed",
+    AnomalyCode.SESSION_MISMATCH: "Checkout Session does not belong to the top-up it names",
+    AnomalyCode.AMOUNT_MISMATCH: "Checkout Session amount or currency differs from the quote",
+    AnomalyCode.PROVIDER_ERROR: "Stripe call failed",
 }
 
 
 def record(
     session: Session,
-    code: str,
+    code: AnomalyCode,
     message: str,
     *,
     reference: str | None = None,

@@ -56,6 +56,7 @@ from sqlalchemy.orm import Session
 from core import payment_anomalies
 from core.clock import utcnow
 from core.db import Database, retry_lost_races
+from core.enums import AnomalyCode, TopUpStatus
 from core.errors import ValidationError
 from core.models import TopUp, Wallet
 from core.pricebook import PriceBook, PriceBookCache
@@ -69,7 +70,12 @@ from core.stripe_gateway import (
 from core.topup_ledger import lock_topup, reconcile
 
 T = TypeVar("T")
-STATUS_RANK = {"pending": 0, "failed": 1, "expired": 1, "paid": 2}
+STATUS_RANK = {
+    TopUpStatus.PENDING: 0,
+    TopUpStatus.FAILED: 1,
+    TopUpStatus.EXPIRED: 1,
+    TopUpStatus.PAID: 2,
+}
 CURRENCY = "usd"
 
 
@@ -91,7 +97,7 @@ def start_topup(session: Session, prices: PriceBookCache, user_id: int, amount_u
         credits_ucr=credits_for_cents(amount_usd * 100, book.credits_per_usd),
         credits_per_usd=book.credits_per_usd,
         rate_version_id=book.rate_version_id,
-        status="pending",
+        status=TopUpStatus.PENDING,
     )
     session.add(topup)
     session.flush()
@@ -112,7 +118,7 @@ def from_stripe(
     except PaymentProviderError as exc:
         with db.write() as session:
             payment_anomalies.record(
-                session, "provider_error", exc.detail, topup_id=topup_id, user_id=user_id
+                session, AnomalyCode.PROVIDER_ERROR, exc.detail, topup_id=topup_id, user_id=user_id
             )
         raise
 
@@ -180,7 +186,7 @@ def fulfil(db: Database, gateway: StripeGateway, session_id: str) -> FulfilResul
             return None
         before = topup.credited_ucr
         if checkout.paid:
-            advance(topup, "paid", checkout.payment_intent)
+            advance(topup, TopUpStatus.PAID, checkout.payment_intent)
         reconcile(session, topup)
         return FulfilResult(
             topup.id, topup.user_id, topup.status, topup.credits_ucr, topup.credited_ucr > before
@@ -215,7 +221,7 @@ def topup_for_session(session: Session, checkout: CheckoutSession) -> SessionMat
         if problem:
             return _anomaly(
                 session,
-                "session_mismatch",
+                AnomalyCode.SESSION_MISMATCH,
                 checkout,
                 topup,
                 f"Session {checkout.id} ({checkout.payment_status}) names top-up "
@@ -224,7 +230,7 @@ def topup_for_session(session: Session, checkout: CheckoutSession) -> SessionMat
     if checkout.amount_total != topup.amount_cents or checkout.currency != CURRENCY:
         return _anomaly(
             session,
-            "amount_mismatch",
+            AnomalyCode.AMOUNT_MISMATCH,
             checkout,
             topup,
             f"Session {checkout.id} ({checkout.payment_status}) is for "
@@ -246,11 +252,11 @@ def _anomaly(
     return SessionMatch(None, anomaly=True)
 
 
-def advance(topup: TopUp, status: str, payment_intent: str | None = None) -> None:
+def advance(topup: TopUp, status: TopUpStatus, payment_intent: str | None = None) -> None:
     """Move the status forward only; never back."""
     if STATUS_RANK[status] > STATUS_RANK[topup.status]:
         topup.status = status
-        if status == "paid":
+        if status == TopUpStatus.PAID:
             topup.paid_at = utcnow()
     if payment_intent and not topup.payment_intent_id:
         topup.payment_intent_id = payment_intent

@@ -22,16 +22,13 @@ from decimal import Decimal, InvalidOperation
 
 from core import bounds
 from core.bounds import MAX_RATE
+from core.errors import AmountError as AmountError  # raised by the parsers below
 
 MICRO = 1_000_000  # µ-units per unit, for both USD prices and credits
 # Upper bounds on what a form may enter (core.bounds explains them), far above
 # any real price or balance, so a typo cannot overflow a 64-bit column.
 MAX_PRICE_USD_PER_M = Decimal(bounds.MAX_PRICE_USD_PER_M)  # $1M per 1M tokens
 MAX_CREDITS = Decimal(bounds.MAX_CREDITS)
-
-
-class AmountError(ValueError):
-    """A decimal string that cannot be an amount of this unit."""
 
 
 def usage_cost_ucr(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,13 @@ MAXIMA = {
 }
 
 
+def changed_settings(current: Settings, proposed: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``proposed`` that differ from ``current``: what ``update``
+    needs to be given. A key ``Settings`` does not have counts as a change, so
+    ``update`` refuses it rather than it being dropped here unseen."""
+    return {k: v for k, v in proposed.items() if k not in _FIELDS or getattr(current, k) != v}
+
+
 def validate(changes: dict[str, Any]) -> None:
     unknown = set(changes) - _FIELDS
     if unknown:
@@ -99,8 +106,7 @@ def check_topups_fit(options_usd: tuple[int, ...], credits_per_usd: int) -> None
 
 def update(session: Session, actor: audit.Actor, reason: str, **changes: Any) -> Settings:
     """Change settings in the caller's transaction, audited, version bumped."""
-    if not reason.strip():
-        raise ValidationError("A reason is required.")
+    reason = audit.clean_reason(reason)
     validate(changes)
     if "topup_options_usd" in changes:
         rate = session.scalar(

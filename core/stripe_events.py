@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import utcnow
 from core.db import Database, retry_lost_races
+from core.enums import DisputeStatus, TopUpStatus
 from core.models import StripeEvent, TopUp, TopUpDispute
 from core.payments import SessionMatch, advance, from_stripe, topup_for_session
 from core.stripe_gateway import CheckoutSession, StripeGateway
@@ -116,11 +117,11 @@ def _apply_session_event(session: Session, kind: str, checkout: CheckoutSession)
     # Stripe's current view of the session decides; the event type only
     # tells us which way a pending session went when it did not get paid.
     if checkout.paid:
-        advance(topup, "paid", checkout.payment_intent)
+        advance(topup, TopUpStatus.PAID, checkout.payment_intent)
     elif kind == "checkout.session.async_payment_failed":
-        advance(topup, "failed", checkout.payment_intent)
+        advance(topup, TopUpStatus.FAILED, checkout.payment_intent)
     elif kind == "checkout.session.expired" or checkout.status == "expired":
-        advance(topup, "expired")
+        advance(topup, TopUpStatus.EXPIRED)
     reconcile(session, topup)
     return match
 
@@ -149,9 +150,12 @@ def _apply_charge_event(
     return SessionMatch(topup)
 
 
+_CLOSED = (DisputeStatus.WON, DisputeStatus.LOST)  # what a closed dispute can end as
+
+
 def _record_dispute(session: Session, topup: TopUp, obj: dict[str, Any], *, closed: bool) -> None:
     outcome = obj.get("status")
-    status = outcome if closed and outcome in ("won", "lost") else "open"
+    status = DisputeStatus(outcome) if closed and outcome in _CLOSED else DisputeStatus.OPEN
     dispute = session.get(TopUpDispute, obj["id"], populate_existing=True)
     if dispute is None:
         session.add(
@@ -163,5 +167,5 @@ def _record_dispute(session: Session, topup: TopUp, obj: dict[str, Any], *, clos
             )
         )
         session.flush()
-    elif dispute.status == "open" and status != "open":
+    elif dispute.status == DisputeStatus.OPEN and status != DisputeStatus.OPEN:
         dispute.status = status  # open -> won/lost; a closed dispute stays closed

@@ -22,7 +22,7 @@ from typing import Any
 
 import stripe
 
-from core.errors import DomainError
+from core.errors import PaymentError
 from core.models import TopUp
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,13 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = "Card payments are unavailable right now; please try again in a few minutes."
 
 
-class PaymentsNotConfigured(DomainError):
+class PaymentsNotConfigured(PaymentError):
     """Raised when a card payment is attempted on a server without Stripe keys."""
 
     code = "payments_not_configured"
 
 
-class PaymentProviderError(DomainError):
+class PaymentProviderError(PaymentError):
     """Raised when Stripe could not be reached or refused the request.
 
     ``message`` is for users; ``detail`` is Stripe's own text, for the log

@@ -54,15 +54,16 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import DomainError
+from core.enums import DisputeStatus, LedgerKind, TopUpStatus
+from core.errors import LedgerError
 from core.ledger import post_entry
 from core.models import Notification, TopUp, TopUpDispute, TopUpPosting, Wallet
 from core.pricing import format_cents, format_credits_display
 
-CLAIMING = ("open", "lost")  # dispute outcomes that keep their claw-back
+CLAIMING = (DisputeStatus.OPEN, DisputeStatus.LOST)  # dispute outcomes that keep their claw-back
 
 
-class PostingConflict(DomainError):
+class PostingConflict(LedgerError):
     """Raised when a top-up's posting finds its ledger reference already used."""
 
     code = "posting_conflict"
@@ -88,7 +89,7 @@ def share(topup: TopUp, cents: int) -> int:
 
 def expected_net(topup: TopUp, disputes: Iterable[TopUpDispute]) -> int:
     """What the facts say the top-up's entries must add up to."""
-    if topup.status != "paid":
+    if topup.status != TopUpStatus.PAID:
         return 0
     claims = share(topup, topup.refunded_cents) + sum(
         share(topup, d.amount_cents) for d in disputes if d.status in CLAIMING
@@ -110,14 +111,14 @@ def reconcile(session: Session, topup: TopUp) -> None:
 
     The caller holds ``topup`` locked (``lock_topup``) in this transaction.
     """
-    paid = topup.status == "paid"
+    paid = topup.status == TopUpStatus.PAID
     disputes = disputes_of(session, topup.id)
     if paid and topup.credited_ucr < topup.credits_ucr:
         _post(
             session,
             topup,
             topup.credits_ucr - topup.credited_ucr,
-            "topup",
+            LedgerKind.TOPUP,
             f"topup:{topup.checkout_session_id or topup.id}",
             f"${topup.amount_cents // 100} top-up",
             credits_per_usd=topup.credits_per_usd,
@@ -130,7 +131,7 @@ def reconcile(session: Session, topup: TopUp) -> None:
                 session,
                 topup,
                 dispute.debited_ucr,
-                "reversal",
+                LedgerKind.REVERSAL,
                 f"dispute-won:{dispute.id}",
                 "card dispute won",
             )
@@ -146,7 +147,7 @@ def reconcile(session: Session, topup: TopUp) -> None:
                 session,
                 topup,
                 take,
-                "refund",
+                LedgerKind.REFUND,
                 f"refund:{topup.id}@{topup.refund_debited_ucr}",
                 f"refund of {refunded}",
             )
@@ -161,7 +162,7 @@ def reconcile(session: Session, topup: TopUp) -> None:
                     session,
                     topup,
                     take,
-                    "dispute",
+                    LedgerKind.DISPUTE,
                     f"dispute:{dispute.id}@{dispute.debited_ucr}",
                     "card dispute",
                 )

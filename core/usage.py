@@ -91,6 +91,11 @@ def history_page(
     )
 
 
+def recent_events(session: Session, user_id: int, limit: int = 10) -> list[UsageEvent]:
+    """The user's newest ``limit`` events, charged or refused, newest first."""
+    return history_page(session, user_id, Filters(), None, limit)[0]
+
+
 def history_stream(
     session: Session, user_id: int, filters: Filters, chunk: int = 2000
 ) -> Iterator[UsageEvent]:

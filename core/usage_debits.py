@@ -48,6 +48,7 @@ from core.accounts import normalise_email
 from core.bounds import storable_amount
 from core.clock import utcnow
 from core.db import Database, retry_lost_races
+from core.enums import UsageStatus
 from core.errors import (
     REJECTIONS,
     Conflict,
@@ -102,7 +103,7 @@ class UsageResult:
     """The outcome for one event: charged, or rejected with ``error`` set."""
 
     event_id: str
-    status: str  # "charged" | "rejected"
+    status: UsageStatus
     duplicate: bool
     cost_ucr: int
     balance_ucr: int | None
@@ -243,12 +244,14 @@ def _replay(event_id: str, payload_hash: str, row: _Stored) -> UsageResult:
             f"Event {event_id!r} was already reported with a different payload.",
             event_id=event_id,
         )
-        return UsageResult(event_id, "rejected", False, 0, None, conflict)
-    if row.status == "charged":
-        return UsageResult(event_id, "charged", True, row.cost_ucr or 0, row.balance_after_ucr)
+        return UsageResult(event_id, UsageStatus.REJECTED, False, 0, None, conflict)
+    if row.status == UsageStatus.CHARGED:
+        return UsageResult(
+            event_id, UsageStatus.CHARGED, True, row.cost_ucr or 0, row.balance_after_ucr
+        )
     error_cls = REJECTIONS.get(row.reason_code or "", UsageRejected)
     error = error_cls(row.reason or "Rejected.", event_id=event_id, duplicate=True)
-    return UsageResult(event_id, "rejected", True, 0, None, error)
+    return UsageResult(event_id, UsageStatus.REJECTED, True, 0, None, error)
 
 
 def _precheck(
@@ -335,7 +338,7 @@ class _Writes:
                 self._charged(report, account, model, cost)
             else:
                 error = self._refused(report, account, cost)
-        status = "rejected" if error else "charged"
+        status = UsageStatus.REJECTED if error else UsageStatus.CHARGED
         reason_code, reason = (error.code, error.message) if error else (None, None)
         self.events.append(
             {
@@ -367,9 +370,9 @@ class _Writes:
         )
         stored = _Stored(payload_hash, status, reason_code, reason, cost, balance)
         if error is not None:
-            return UsageResult(report.event_id, "rejected", False, 0, None, error), stored
+            return UsageResult(report.event_id, UsageStatus.REJECTED, False, 0, None, error), stored
         assert cost is not None
-        return UsageResult(report.event_id, "charged", False, cost, balance), stored
+        return UsageResult(report.event_id, UsageStatus.CHARGED, False, cost, balance), stored
 
     def _charged(
         self, report: UsageReport, account: _Account, model: ModelPrice, cost: int

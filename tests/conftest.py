@@ -3,12 +3,20 @@
 Every test gets its own database, built by the real Alembic migrations:
 a fresh SQLite file (WAL needs a file), or, when ``DATABASE_URL`` points at
 PostgreSQL, a fresh schema in that database that is dropped afterwards.
+
+One way per need: users are built by ``Billing.user``, an admin is signed in by
+the ``admin`` fixture, a form is submitted by ``post_form``, and a credit in
+micro-credits is ``core.pricing.MICRO``. What several test modules share lives
+here or in a helper module that is not a test module (``api_client.py``,
+``stripe_fake.py``, ...): a test module never imports another test module, and
+a run refuses to start if one does (``pytest_configure`` below, ``module_imports.py``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,16 +29,37 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
+from werkzeug.test import TestResponse
 
 from app import create_app
-from blueprints.extensions import database, passwords
 from core import accounts, audit, catalog, integration_keys, ledger, migrate, settings, usage_debits
 from core.models import IntegrationKey, User
+from tests.api_client import Api
+from tests.module_imports import imports_of_test_modules
 from tests.stripe_fake import WEBHOOK_SECRET, FakeStripe
 
 PG_URL = os.environ.get("DATABASE_URL", "")
 USING_PG = PG_URL.startswith("postgresql")
 PASSWORD = "correct horse battery"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run while a test module imports another test module: what
+    modules share belongs in a conftest or a helper module."""
+    if found := imports_of_test_modules():
+        raise pytest.UsageError(
+            "test modules import other test modules; move what they share to "
+            "tests/conftest.py or a helper module:\n  " + "\n  ".join(found)
+        )
+
+
+def redis_url() -> str:
+    """Redis at 127.0.0.1:6379 (database 15), or skip the test."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    return "redis://127.0.0.1:6379/15"
 
 
 @contextmanager
@@ -106,6 +135,15 @@ def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
     return match.group(1)
 
 
+def post_form(
+    client: FlaskClient, url: str, /, *, csrf_page: str | None = None, **fields: Any
+) -> TestResponse:
+    """Submit a form as a browser would: POST ``fields`` to ``url`` with the CSRF
+    token read from ``csrf_page`` (default: ``url`` without its query string)."""
+    token = csrf_token(client, csrf_page or url.split("?")[0])
+    return client.post(url, data={**fields, "csrf_token": token})
+
+
 class AuthActions:
     """Drive the real auth pages, CSRF token included."""
 
@@ -113,51 +151,24 @@ class AuthActions:
         self.client = client
 
     def register(self, email: str, password: str = PASSWORD, confirm: str | None = None) -> Any:
-        token = csrf_token(self.client, "/auth/register")
         data = {"email": email, "password": password, "confirm": confirm or password}
-        return self.client.post("/auth/register", data={**data, "csrf_token": token})
+        return post_form(self.client, "/auth/register", **data)
 
     def login(self, email: str, password: str = PASSWORD, next: str | None = None) -> Any:
-        token = csrf_token(self.client, "/auth/login")
         url = "/auth/login" + (f"?next={next}" if next is not None else "")
-        data = {"email": email, "password": password, "csrf_token": token}
-        return self.client.post(url, data=data)
+        return post_form(self.client, url, email=email, password=password)
 
     def logout(self) -> Any:
-        token = csrf_token(self.client, "/auth/logout")
-        return self.client.post("/auth/logout", data={"csrf_token": token})
+        return post_form(self.client, "/auth/logout")
 
     def change_password(self, current: str, new: str) -> Any:
-        token = csrf_token(self.client, "/settings")
-        data = {"current": current, "new": new, "confirm": new, "csrf_token": token}
-        return self.client.post("/settings/password", data=data)
+        data = {"current": current, "new": new, "confirm": new}
+        return post_form(self.client, "/settings/password", csrf_page="/settings", **data)
 
 
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
-
-
-class Factory:
-    """Create domain objects directly through ``core`` (not through HTTP)."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self._n = 0
-
-    def user(self, email: str | None = None, password: str = PASSWORD, role: str = "user") -> User:
-        self._n += 1
-        email = email or f"user{self._n}@example.com"
-        with self.app.app_context(), database().write() as s:
-            return accounts.create_user(s, email, password, passwords(), role=role)
-
-    def admin(self, email: str | None = None, password: str = PASSWORD) -> User:
-        return self.user(email or f"admin{self._n + 1}@example.com", password, role="admin")
-
-
-@pytest.fixture
-def factory(app: Flask) -> Factory:
-    return Factory(app)
 
 
 class Billing:
@@ -196,10 +207,11 @@ class Billing:
         with self.db.write() as s:
             settings.update(s, audit.CLI, "test", **changes)
 
-    def user(self, email: str, credits_ucr: int = 0) -> User:
+    def user(self, email: str, credits_ucr: int = 0, role: str = "user") -> User:
+        """The one way tests create a user: through ``core``, funded by the ledger."""
         with self.db.write() as s:
             user = accounts.create_user(
-                s, email, PASSWORD, self.app.extensions["creditline.passwords"]
+                s, email, PASSWORD, self.app.extensions["creditline.passwords"], role=role
             )
         if credits_ucr:
             with self.db.write() as s:
@@ -238,12 +250,40 @@ def billing(app: Flask) -> Billing:
     return Billing(app)
 
 
+@pytest.fixture
+def api(client: FlaskClient, billing: Billing) -> Api:
+    """The JSON API, called with a real integration key of ``billing``."""
+    return Api(client, billing.api_key())
+
+
 def sign_in_admin(auth: AuthActions, billing: Billing, email: str, credits_ucr: int = 0) -> None:
     """Create ``email`` as an admin and sign in through the real login page."""
-    billing.user(email, credits_ucr)
-    with billing.db.write() as s:
-        accounts.set_role(s, email, "admin")
+    billing.user(email, credits_ucr, role="admin")
     auth.login(email)
+
+
+@pytest.fixture
+def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
+    """boss@example.com, an admin signed in on ``client``; returns ``billing``."""
+    sign_in_admin(auth, billing, "boss@example.com")
+    return billing
+
+
+EXEMPT_PREFIXES = ("/api/", "/webhooks/stripe")
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def state_changing_routes(app: Flask) -> list[tuple[str, str]]:
+    """Every (method, URL) that changes state and authenticates by session
+    cookie (so needs a CSRF token): all but the bearer API and the webhook."""
+    adapter = app.url_map.bind("localhost")
+    found = []
+    for rule in app.url_map.iter_rules():
+        url = adapter.build(rule.endpoint, {arg: 1 for arg in rule.arguments})
+        if url.startswith(EXEMPT_PREFIXES):
+            continue
+        found += [(m, url) for m in sorted(rule.methods & STATE_CHANGING)]
+    return found
 
 
 # --- a shop: the app with Stripe keys, talking to tests/stripe_fake.py -------------
@@ -279,8 +319,7 @@ def buyer(shop: Flask) -> tuple[FlaskClient, Billing]:
 
 def checkout(client: FlaskClient, amount: Any = 25) -> Any:
     """Press "Buy" on the pricing page."""
-    token = csrf_token(client, "/pricing")
-    return client.post("/pricing/checkout", data={"amount_usd": amount, "csrf_token": token})
+    return post_form(client, "/pricing/checkout", csrf_page="/pricing", amount_usd=amount)
 
 
 def wait_until_blocked(

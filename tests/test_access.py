@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import AuthActions, Factory, csrf_token
+from tests.conftest import AuthActions, Billing, csrf_token
 
 SKIP_METHODS = {"HEAD", "OPTIONS"}
 
@@ -40,34 +40,34 @@ def test_anonymous_is_sent_to_login_everywhere_under_admin(app: Flask, client: F
 
 
 def test_plain_user_gets_403_everywhere_under_admin(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("plain@example.com")
+    billing.user("plain@example.com")
     auth.login("plain@example.com")
     token = csrf_token(client, "/dashboard")
     for method, url in admin_requests(app):
         assert send(client, method, url, token).status_code == 403, (method, url)
 
 
-def test_admin_gets_in(client: FlaskClient, auth: AuthActions, factory: Factory) -> None:
-    factory.admin("root@example.com")
+def test_admin_gets_in(client: FlaskClient, auth: AuthActions, billing: Billing) -> None:
+    billing.user("root@example.com", role="admin")
     auth.login("root@example.com")
     assert client.get("/admin/").status_code == 200
     assert "Admin" in client.get("/dashboard").get_data(as_text=True)
 
 
 def test_admin_link_hidden_from_users(
-    client: FlaskClient, auth: AuthActions, factory: Factory
+    client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("plain@example.com")
+    billing.user("plain@example.com")
     auth.login("plain@example.com")
     assert 'href="/admin/"' not in client.get("/dashboard").get_data(as_text=True)
 
 
 def test_root_redirects_by_sign_in_state(
-    client: FlaskClient, auth: AuthActions, factory: Factory
+    client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
     assert client.get("/").headers["Location"] == "/auth/login"
-    factory.user("u@example.com")
+    billing.user("u@example.com")
     auth.login("u@example.com")
     assert client.get("/").headers["Location"] == "/dashboard"

@@ -11,10 +11,8 @@ from core import analytics
 from core.clock import utcnow
 from core.errors import InsufficientCredits
 from core.models import AiModel, RateChange, TopUp, UsageDaily, User
-from tests.conftest import AuthActions, Billing
-from tests.test_admin_keys import _admin
-
-CR = 1_000_000
+from core.pricing import MICRO as CR
+from tests.conftest import Billing
 
 
 def _paid_topup(billing: Billing, email: str, dollars: int, refunded_cents: int = 0) -> None:
@@ -74,8 +72,7 @@ def test_report_figures_are_exact(dataset: Billing) -> None:
     assert report.liability_ucr == 1_010 * CR - 84 * CR
 
 
-def test_analytics_page(client: FlaskClient, auth: AuthActions, dataset: Billing) -> None:
-    _admin(auth, dataset)
+def test_analytics_page(client: FlaskClient, dataset: Billing, admin: Billing) -> None:
     page = client.get("/admin/analytics").get_data(as_text=True)
     assert '<strong id="liability">926.00</strong>' in page
     assert (

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import AuthActions, Billing, csrf_token
-from tests.test_admin_keys import _admin
+from tests.conftest import Billing, post_form
 
 
-def test_admin_actions_appear_in_the_audit_page(
-    client: FlaskClient, auth: AuthActions, billing: Billing
-) -> None:
-    _admin(auth, billing)
-    token = csrf_token(client, "/admin/rate")
-    client.post(
-        "/admin/rate",
-        data={"credits_per_usd": "11000", "reason": "rate reason", "csrf_token": token},
-    )
-    client.post("/admin/keys", data={"name": "gateway", "csrf_token": token})
-    client.post(
+@pytest.mark.usefixtures("admin")
+def test_admin_actions_appear_in_the_audit_page(client: FlaskClient, billing: Billing) -> None:
+    post_form(client, "/admin/rate", credits_per_usd="11000", reason="rate reason")
+    post_form(client, "/admin/keys", name="gateway")
+    post_form(
+        client,
         "/admin/models",
-        data={
-            "name": "m1",
-            "input_usd": "1",
-            "output_usd": "2",
-            "enabled": "y",
-            "reason": "model reason",
-            "csrf_token": token,
-        },
+        name="m1",
+        input_usd="1",
+        output_usd="2",
+        enabled="y",
+        reason="model reason",
     )
     page = client.get("/admin/audit").get_data(as_text=True)
     for action in ("rate.change", "api_key.create", "model.create"):
@@ -42,8 +34,8 @@ def test_admin_actions_appear_in_the_audit_page(
     )
 
 
-def test_audit_pages_by_cursor(client: FlaskClient, auth: AuthActions, billing: Billing) -> None:
-    _admin(auth, billing)
+@pytest.mark.usefixtures("admin")
+def test_audit_pages_by_cursor(client: FlaskClient, billing: Billing) -> None:
     for n in range(55):
         billing.set_rate(10_000 + n)  # audited as "cli"
     first = client.get("/admin/audit").get_data(as_text=True)

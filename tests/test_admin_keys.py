@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.models import AuditEntry, IntegrationKey
-from tests.conftest import AuthActions, Billing, csrf_token, sign_in_admin
+from tests.conftest import Billing, post_form
 
 
 def _report_usage(client: FlaskClient, key: str) -> int:
@@ -18,19 +19,10 @@ def _report_usage(client: FlaskClient, key: str) -> int:
     return client.post("/api/v1/usage", json=event, headers=headers).status_code
 
 
-def _admin(auth: AuthActions, billing: Billing) -> None:
-    sign_in_admin(auth, billing, "boss@example.com")
-
-
-def test_create_shows_the_key_once_and_it_works(
-    client: FlaskClient, auth: AuthActions, billing: Billing
-) -> None:
-    _admin(auth, billing)
+@pytest.mark.usefixtures("admin")
+def test_create_shows_the_key_once_and_it_works(client: FlaskClient, billing: Billing) -> None:
     billing.user("alice@example.com", 100_000_000)
-    token = csrf_token(client, "/admin/keys")
-    page = client.post("/admin/keys", data={"name": "dify-prod", "csrf_token": token}).get_data(
-        as_text=True
-    )
+    page = post_form(client, "/admin/keys", name="dify-prod").get_data(as_text=True)
     key = re.search(r'<code id="new-key-value">([^<]+)</code>', page).group(1)
     assert _report_usage(client, key) == 201
 
@@ -44,32 +36,24 @@ def test_create_shows_the_key_once_and_it_works(
         assert key not in (entry.after or "")
 
 
-def test_revoke_from_the_page(client: FlaskClient, auth: AuthActions, billing: Billing) -> None:
-    _admin(auth, billing)
+@pytest.mark.usefixtures("admin")
+def test_revoke_from_the_page(client: FlaskClient, billing: Billing) -> None:
     billing.user("alice@example.com", 100_000_000)
     key = billing.api_key("gateway")
     with billing.db.read_session() as s:
         key_id = s.scalars(select(IntegrationKey.id).where(IntegrationKey.name == "gateway")).one()
-    token = csrf_token(client, "/admin/keys")
-    response = client.post(f"/admin/keys/{key_id}/revoke", data={"csrf_token": token})
+    response = post_form(client, f"/admin/keys/{key_id}/revoke", csrf_page="/admin/keys")
     assert response.status_code == 302
     assert "revoked" in client.get("/admin/keys").get_data(as_text=True)
     assert _report_usage(client, key) == 401
 
 
-def test_empty_or_hostile_names_rerender_with_errors(
-    client: FlaskClient, auth: AuthActions, billing: Billing
-) -> None:
-    _admin(auth, billing)
-    token = csrf_token(client, "/admin/keys")
-    page = client.post("/admin/keys", data={"name": "", "csrf_token": token}).get_data(as_text=True)
+@pytest.mark.usefixtures("admin")
+def test_empty_or_hostile_names_rerender_with_errors(client: FlaskClient, billing: Billing) -> None:
+    page = post_form(client, "/admin/keys", name="").get_data(as_text=True)
     assert "This field is required" in page
-    page = client.post("/admin/keys", data={"name": "x" * 101, "csrf_token": token}).get_data(
-        as_text=True
-    )
+    page = post_form(client, "/admin/keys", name="x" * 101).get_data(as_text=True)
     assert "100 characters" in page
-    page = client.post(
-        "/admin/keys", data={"name": "<script>alert(1)</script>", "csrf_token": token}
-    ).get_data(as_text=True)
+    page = post_form(client, "/admin/keys", name="<script>alert(1)</script>").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -12,19 +12,14 @@ from sqlalchemy import select
 from core import audit, catalog
 from core.errors import ModelExists
 from core.models import AiModel, AuditEntry, ModelPriceChange
-from tests.conftest import USING_PG, AuthActions, Billing, csrf_token, wait_until_blocked
-from tests.test_admin_keys import _admin
+from tests.conftest import USING_PG, Billing, post_form, wait_until_blocked
 
 
 @pytest.fixture
-def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
-    _admin(auth, billing)
-    billing.user("alice@example.com", 100_000_000)
-    return billing
-
-
-def _post(client: FlaskClient, url: str, **data: str):
-    return client.post(url, data={**data, "csrf_token": csrf_token(client, "/admin/models")})
+def admin(admin: Billing) -> Billing:
+    """The signed-in admin of conftest, with a funded customer."""
+    admin.user("alice@example.com", 100_000_000)
+    return admin
 
 
 def test_models_list_shows_prices_and_sample_cost(client: FlaskClient, admin: Billing) -> None:
@@ -35,7 +30,7 @@ def test_models_list_shows_prices_and_sample_cost(client: FlaskClient, admin: Bi
 
 
 def test_create_and_edit_model_with_history(client: FlaskClient, admin: Billing) -> None:
-    response = _post(
+    response = post_form(
         client,
         "/admin/models",
         name="claude-sonnet-4",
@@ -48,7 +43,7 @@ def test_create_and_edit_model_with_history(client: FlaskClient, admin: Billing)
     assert response.status_code == 302
     with admin.db.read_session() as s:
         model = s.scalars(select(AiModel).where(AiModel.name == "claude-sonnet-4")).one()
-    response = _post(
+    response = post_form(
         client,
         f"/admin/models/{model.id}",
         name="ignored-rename",
@@ -108,7 +103,7 @@ def test_bad_model_forms_rerender_with_errors(
         "reason": "r",
         "enabled": "y",
     } | fields
-    response = _post(client, "/admin/models", **data)
+    response = post_form(client, "/admin/models", **data)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     with admin.db.read_session() as s:
@@ -129,7 +124,7 @@ def test_adding_a_model_under_an_existing_id_changes_nothing(
             )
 
     before = state()
-    response = _post(
+    response = post_form(
         client,
         "/admin/models",
         name="gpt-4o-mini",

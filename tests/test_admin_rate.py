@@ -12,16 +12,8 @@ from sqlalchemy import select
 from blueprints.extensions import prices
 from core import impact
 from core.models import AuditEntry, RateChange
-from tests.conftest import AuthActions, Billing, csrf_token
-from tests.test_admin_keys import _admin
-
-CR = 1_000_000
-
-
-@pytest.fixture
-def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
-    _admin(auth, billing)
-    return billing
+from core.pricing import MICRO as CR
+from tests.conftest import Billing, post_form
 
 
 def test_impact_numbers_for_a_known_dataset(app: Flask, billing: Billing) -> None:
@@ -63,14 +55,8 @@ def test_preview_partial_updates_with_typed_rate(client: FlaskClient, admin: Bil
 
 
 def test_rate_change_keeps_history_and_audit(client: FlaskClient, admin: Billing) -> None:
-    token = csrf_token(client, "/admin/rate")
-    response = client.post(
-        "/admin/rate",
-        data={
-            "credits_per_usd": "12,000".replace(",", ""),
-            "reason": "costs up",
-            "csrf_token": token,
-        },
+    response = post_form(
+        client, "/admin/rate", credits_per_usd="12,000".replace(",", ""), reason="costs up"
     )
     assert response.status_code == 302
     page = client.get("/admin/rate").get_data(as_text=True)
@@ -103,8 +89,7 @@ def test_rate_change_keeps_history_and_audit(client: FlaskClient, admin: Billing
 def test_bad_rate_forms_rerender_with_errors(
     client: FlaskClient, admin: Billing, data, message
 ) -> None:
-    token = csrf_token(client, "/admin/rate")
-    response = client.post("/admin/rate", data={**data, "csrf_token": token})
+    response = post_form(client, "/admin/rate", **data)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     with admin.db.read_session() as s:
@@ -112,15 +97,7 @@ def test_bad_rate_forms_rerender_with_errors(
 
 
 def test_reason_is_shown_escaped(client: FlaskClient, admin: Billing) -> None:
-    token = csrf_token(client, "/admin/rate")
-    client.post(
-        "/admin/rate",
-        data={
-            "credits_per_usd": "9000",
-            "reason": "<img src=x onerror=alert(1)>",
-            "csrf_token": token,
-        },
-    )
+    post_form(client, "/admin/rate", credits_per_usd="9000", reason="<img src=x onerror=alert(1)>")
     page = client.get("/admin/rate").get_data(as_text=True)
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page

@@ -10,8 +10,7 @@ from sqlalchemy import select
 
 from core.errors import LimitExceeded
 from core.models import AuditEntry
-from tests.conftest import AuthActions, Billing, csrf_token
-from tests.test_admin_keys import _admin
+from tests.conftest import Billing, post_form
 
 VALID = {
     "topup_options": "5, 10, 25, 50, 100",
@@ -23,15 +22,8 @@ VALID = {
 }
 
 
-@pytest.fixture
-def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
-    _admin(auth, billing)
-    return billing
-
-
 def _post(client: FlaskClient, **fields: str):
-    token = csrf_token(client, "/admin/settings")
-    return client.post("/admin/settings", data={**VALID, **fields, "csrf_token": token})
+    return post_form(client, "/admin/settings", **{**VALID, **fields})
 
 
 def test_form_shows_current_values(client: FlaskClient, admin: Billing) -> None:

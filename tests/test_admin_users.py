@@ -7,27 +7,21 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from core.models import AuditEntry, User, Wallet
-from tests.conftest import AuthActions, Billing, csrf_token
-from tests.test_admin_keys import _admin
-
-CR = 1_000_000
+from core.pricing import MICRO as CR
+from tests.conftest import Billing, post_form
 
 
 @pytest.fixture
-def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
-    _admin(auth, billing)
-    billing.user("alice@example.com", 100 * CR)
-    billing.user("al_bert@example.com", 5 * CR)
-    return billing
+def admin(admin: Billing) -> Billing:
+    """The signed-in admin of conftest, with two customers to manage."""
+    admin.user("alice@example.com", 100 * CR)
+    admin.user("al_bert@example.com", 5 * CR)
+    return admin
 
 
 def _id(billing: Billing, email: str) -> int:
     with billing.db.read_session() as s:
         return s.scalar(select(User.id).where(User.email == email))
-
-
-def _post(client: FlaskClient, url: str, **data: str):
-    return client.post(url, data={**data, "csrf_token": csrf_token(client, "/admin/users")})
 
 
 def test_search_by_email_treats_wildcards_literally(client: FlaskClient, admin: Billing) -> None:
@@ -42,9 +36,10 @@ def test_search_by_email_treats_wildcards_literally(client: FlaskClient, admin: 
 
 def test_adjust_credits_with_reason(client: FlaskClient, admin: Billing) -> None:
     user_id = _id(admin, "alice@example.com")
-    response = _post(
+    response = post_form(
         client,
         f"/admin/users/{user_id}/adjust",
+        csrf_page="/admin/users",
         **{"adjust-amount": "-40.5", "adjust-reason": "duplicate grant"},
     )
     assert response.status_code == 302
@@ -52,14 +47,20 @@ def test_adjust_credits_with_reason(client: FlaskClient, admin: Billing) -> None
     page = client.get(f"/admin/users/{user_id}").get_data(as_text=True)
     assert "duplicate grant" in page
     assert "-40.5" in page
-    refused = _post(
-        client, f"/admin/users/{user_id}/adjust", **{"adjust-amount": "-1000", "adjust-reason": "x"}
+    refused = post_form(
+        client,
+        f"/admin/users/{user_id}/adjust",
+        csrf_page="/admin/users",
+        **{"adjust-amount": "-1000", "adjust-reason": "x"},
     )
     assert refused.status_code == 400
     assert "below zero" in refused.get_data(as_text=True)
     for bad in ("abc", "1e3", "0.0000001"):
-        response = _post(
-            client, f"/admin/users/{user_id}/adjust", **{"adjust-amount": bad, "adjust-reason": "x"}
+        response = post_form(
+            client,
+            f"/admin/users/{user_id}/adjust",
+            csrf_page="/admin/users",
+            **{"adjust-amount": bad, "adjust-reason": "x"},
         )
         assert response.status_code == 400, bad
     assert admin.balance("alice@example.com") == 59_500_000
@@ -67,9 +68,10 @@ def test_adjust_credits_with_reason(client: FlaskClient, admin: Billing) -> None
 
 def test_disable_and_promote_are_audited(client: FlaskClient, admin: Billing) -> None:
     user_id = _id(admin, "alice@example.com")
-    response = _post(
+    response = post_form(
         client,
         f"/admin/users/{user_id}/access",
+        csrf_page="/admin/users",
         **{"access-role": "user", "access-disabled": "y", "access-reason": "abuse"},
     )
     assert response.status_code == 302
@@ -81,8 +83,11 @@ def test_disable_and_promote_are_audited(client: FlaskClient, admin: Billing) ->
 
 def test_admin_cannot_lock_themselves_out(client: FlaskClient, admin: Billing) -> None:
     me = _id(admin, "boss@example.com")
-    response = _post(
-        client, f"/admin/users/{me}/access", **{"access-role": "user", "access-reason": "oops"}
+    response = post_form(
+        client,
+        f"/admin/users/{me}/access",
+        csrf_page="/admin/users",
+        **{"access-role": "user", "access-reason": "oops"},
     )
     assert response.status_code == 400
     assert "cannot demote or disable your own account" in response.get_data(as_text=True)
@@ -95,8 +100,11 @@ def test_flagged_wallet_is_shown_and_cleared(client: FlaskClient, admin: Billing
         s.execute(update(Wallet).where(Wallet.user_id == user_id).values(flagged=True))
     assert "flagged" in client.get("/admin/users").get_data(as_text=True)
     assert (
-        _post(
-            client, f"/admin/users/{user_id}/unflag", **{"flag-reason": "customer paid"}
+        post_form(
+            client,
+            f"/admin/users/{user_id}/unflag",
+            csrf_page="/admin/users",
+            **{"flag-reason": "customer paid"},
         ).status_code
         == 302
     )

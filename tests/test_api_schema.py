@@ -10,9 +10,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from blueprints.api.openapi import openapi_document
+from core.pricing import MICRO as CR
 from tests.conftest import Billing, LiveServer
-
-CR = 1_000_000
 
 # A schema-valid event can still be refused for business reasons the document
 # declares: 402 (not enough credits) and 422 (unknown user or model, caps).

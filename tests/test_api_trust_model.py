@@ -7,9 +7,8 @@ import json
 
 from flask.testing import FlaskClient
 
+from core.pricing import MICRO as CR
 from tests.conftest import Billing
-
-CR = 1_000_000
 
 
 def _post(client: FlaskClient, key: str, body: str):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from blueprints.extensions import database
 from core.models import User
-from tests.conftest import PASSWORD, AuthActions, Factory, csrf_token
+from tests.conftest import PASSWORD, AuthActions, Billing, csrf_token
 
 
 def test_register_login_logout(client: FlaskClient, auth: AuthActions) -> None:
@@ -40,9 +40,9 @@ def test_registration_creates_user_with_hashed_password_and_empty_wallet(
 
 
 def test_wrong_password_is_refused(
-    client: FlaskClient, auth: AuthActions, factory: Factory
+    client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("carol@example.com")
+    billing.user("carol@example.com")
     response = auth.login("carol@example.com", "not the password")
     assert response.status_code == 200
     assert "Wrong email or password" in response.get_data(as_text=True)
@@ -55,8 +55,8 @@ def test_unknown_email_gets_the_same_answer(auth: AuthActions) -> None:
     assert "Wrong email or password" in response.get_data(as_text=True)
 
 
-def test_duplicate_email_is_a_field_error(auth: AuthActions, factory: Factory) -> None:
-    factory.user("dave@example.com")
+def test_duplicate_email_is_a_field_error(auth: AuthActions, billing: Billing) -> None:
+    billing.user("dave@example.com")
     response = auth.register("DAVE@example.com")
     assert response.status_code == 200
     assert "already exists" in response.get_data(as_text=True)
@@ -81,16 +81,16 @@ def test_bad_registration_rerenders_with_field_errors(
         assert s.scalar(select(User)) is None
 
 
-def test_post_without_csrf_token_is_400(client: FlaskClient, factory: Factory) -> None:
-    factory.user("frank@example.com")
+def test_post_without_csrf_token_is_400(client: FlaskClient, billing: Billing) -> None:
+    billing.user("frank@example.com")
     response = client.post("/auth/login", data={"email": "frank@example.com", "password": PASSWORD})
     assert response.status_code == 400
     assert "security token" in response.get_data(as_text=True)
     assert client.get("/dashboard").status_code == 302
 
 
-def test_csrf_token_accepted_from_htmx_header(client: FlaskClient, factory: Factory) -> None:
-    factory.user("gina@example.com")
+def test_csrf_token_accepted_from_htmx_header(client: FlaskClient, billing: Billing) -> None:
+    billing.user("gina@example.com")
     token = csrf_token(client)
     response = client.post(
         "/auth/login",
@@ -114,25 +114,25 @@ def test_csrf_token_accepted_from_htmx_header(client: FlaskClient, factory: Fact
     ],
 )
 def test_open_redirects_via_next_are_blocked(
-    auth: AuthActions, factory: Factory, target: str
+    auth: AuthActions, billing: Billing, target: str
 ) -> None:
-    factory.user("hank@example.com")
+    billing.user("hank@example.com")
     response = auth.login("hank@example.com", next=target)
     assert response.status_code == 302
     location = response.headers["Location"]
     assert location == "/", location
 
 
-def test_local_next_is_followed(auth: AuthActions, factory: Factory) -> None:
-    factory.user("ivy@example.com")
+def test_local_next_is_followed(auth: AuthActions, billing: Billing) -> None:
+    billing.user("ivy@example.com")
     response = auth.login("ivy@example.com", next="/dashboard?tab=usage")
     assert response.headers["Location"] == "/dashboard?tab=usage"
 
 
 def test_disabled_user_cannot_log_in(
-    app, client: FlaskClient, auth: AuthActions, factory: Factory
+    app, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    user = factory.user("jack@example.com")
+    user = billing.user("jack@example.com")
     with app.app_context(), database().write() as s:
         s.get(User, user.id).is_disabled = True
     response = auth.login("jack@example.com")
@@ -141,9 +141,9 @@ def test_disabled_user_cannot_log_in(
 
 
 def test_disabling_ends_an_existing_session(
-    app, client: FlaskClient, auth: AuthActions, factory: Factory
+    app, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    user = factory.user("kim@example.com")
+    user = billing.user("kim@example.com")
     auth.login("kim@example.com")
     assert client.get("/dashboard").status_code == 200
     with app.app_context(), database().write() as s:
@@ -151,8 +151,8 @@ def test_disabling_ends_an_existing_session(
     assert client.get("/dashboard").status_code == 302
 
 
-def test_login_is_rate_limited_per_email(auth: AuthActions, factory: Factory) -> None:
-    factory.user("lee@example.com")
+def test_login_is_rate_limited_per_email(auth: AuthActions, billing: Billing) -> None:
+    billing.user("lee@example.com")
     codes = [auth.login("lee@example.com", "wrong password").status_code for _ in range(6)]
     assert codes[:5] == [200] * 5
     assert codes[5] == 429
@@ -169,18 +169,18 @@ def test_login_is_rate_limited_per_ip(auth: AuthActions) -> None:
 
 
 def test_logout_get_only_asks_for_confirmation(
-    client: FlaskClient, auth: AuthActions, factory: Factory
+    client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("max@example.com")
+    billing.user("max@example.com")
     auth.login("max@example.com")
     assert client.get("/auth/logout").status_code == 200
     assert client.get("/dashboard").status_code == 200  # still signed in
 
 
 def test_session_is_renewed_at_login(
-    client: FlaskClient, auth: AuthActions, factory: Factory
+    client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("ned@example.com")
+    billing.user("ned@example.com")
     with client.session_transaction() as sess:
         sess["planted"] = "by an attacker"
     auth.login("ned@example.com")

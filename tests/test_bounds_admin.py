@@ -19,20 +19,9 @@ from core import audit, ledger
 from core.bounds import MAX_AMOUNT_UCR, MAX_CREDITS, MAX_PRICE_UUSD_PER_M, MAX_RATE
 from core.errors import BalanceLimit, ValidationError
 from core.models import AiModel, AuditEntry, LedgerEntry, RateChange, Setting, User
-from tests.conftest import USING_PG, AuthActions, Billing, csrf_token
-from tests.test_admin_keys import _admin
+from tests.conftest import USING_PG, Billing, post_form
 
 MAX = str(MAX_CREDITS)  # "1000000000000" credits, the largest single amount
-
-
-@pytest.fixture
-def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
-    _admin(auth, billing)
-    return billing
-
-
-def _post(client: FlaskClient, url: str, **data: str):
-    return client.post(url, data={**data, "csrf_token": csrf_token(client, url.split("?")[0])})
 
 
 def _field_error(response, field_id: str) -> str:
@@ -72,7 +61,7 @@ def test_max_rate_is_refused_while_a_10000_dollar_option_exists(
     client: FlaskClient, admin: Billing
 ) -> None:
     admin.set(topup_options_usd=(5, 10_000))
-    response = _post(client, "/admin/rate", credits_per_usd=str(MAX_RATE), reason="max")
+    response = post_form(client, "/admin/rate", credits_per_usd=str(MAX_RATE), reason="max")
     assert response.status_code == 400
     error = _field_error(response, "credits_per_usd")
     assert "the $10,000 top-up would buy 10,000,000,000,000 credits" in error
@@ -83,7 +72,7 @@ def test_max_rate_is_refused_while_a_10000_dollar_option_exists(
     preview = client.get(f"/admin/rate/preview?credits_per_usd={MAX_RATE}")
     assert "the $10,000 top-up would buy" in html.unescape(preview.get_data(as_text=True))
     admin.set(topup_options_usd=(5, 1_000))  # at most $1,000 at this rate: accepted
-    accepted = _post(client, "/admin/rate", credits_per_usd=str(MAX_RATE), reason="max")
+    accepted = post_form(client, "/admin/rate", credits_per_usd=str(MAX_RATE), reason="max")
     assert accepted.status_code == 302
     with admin.db.read_session() as s:
         assert s.scalars(select(RateChange.credits_per_usd).order_by(RateChange.id)).all() == [
@@ -96,7 +85,7 @@ def test_10000_dollar_option_is_refused_at_the_max_rate(
     client: FlaskClient, admin: Billing
 ) -> None:
     admin.set_rate(MAX_RATE)
-    response = _post(client, "/admin/settings", **{**SETTINGS, "topup_options": "5, 10000"})
+    response = post_form(client, "/admin/settings", **{**SETTINGS, "topup_options": "5, 10000"})
     assert response.status_code == 400
     assert "at most $1,000" in _field_error(response, "topup_options")
     assert _audited(admin, "settings.update") == 0
@@ -138,7 +127,7 @@ def test_cli_set_rate_refuses_the_max_rate_with_a_10000_dollar_option(
 def test_settings_beyond_their_bounds_are_form_errors(
     client: FlaskClient, admin: Billing, field: str, value: str, message: str
 ) -> None:
-    response = _post(client, "/admin/settings", **{**SETTINGS, field: value})
+    response = post_form(client, "/admin/settings", **{**SETTINGS, field: value})
     assert response.status_code == 400
     assert message in _field_error(response, field)
     assert _audited(admin, "settings.update") == 0
@@ -146,7 +135,7 @@ def test_settings_beyond_their_bounds_are_form_errors(
 
 def test_settings_at_their_bounds_are_accepted(client: FlaskClient, admin: Billing) -> None:
     fields = {"max_tokens": "1000000000", "max_credits": MAX, "overdraft": MAX, "threshold": MAX}
-    response = _post(client, "/admin/settings", **{**SETTINGS, **fields})
+    response = post_form(client, "/admin/settings", **{**SETTINGS, **fields})
     assert response.status_code == 302
     assert _audited(admin, "settings.update") == 1
 
@@ -170,7 +159,7 @@ def test_settings_refuse_values_past_their_ceiling(admin: Billing, changes) -> N
 
 
 def test_max_price_model_form_and_beyond(client: FlaskClient, admin: Billing) -> None:
-    over = _post(
+    over = post_form(
         client,
         "/admin/models",
         name="dear",
@@ -181,7 +170,7 @@ def test_max_price_model_form_and_beyond(client: FlaskClient, admin: Billing) ->
     )
     assert over.status_code == 400
     assert "cannot exceed $1,000,000 per 1M tokens" in _field_error(over, "input_usd")
-    done = _post(
+    done = post_form(
         client,
         "/admin/models",
         name="dear",
@@ -269,14 +258,14 @@ def test_adjustment_form_refuses_to_pass_the_ceiling(client: FlaskClient, admin:
     with admin.db.read_session() as s:
         user_id = s.scalar(select(User.id).where(User.email == "bob@example.com"))
     url = f"/admin/users/{user_id}/adjust"
-    response = _post(client, url, **{"adjust-amount": "0.000002", "adjust-reason": "more"})
+    response = post_form(client, url, **{"adjust-amount": "0.000002", "adjust-reason": "more"})
     assert response.status_code == 400
     assert "above the ceiling" in _field_error(response, "adjust-amount")
-    beyond = _post(client, url, **{"adjust-amount": MAX + ".1", "adjust-reason": "more"})
+    beyond = post_form(client, url, **{"adjust-amount": MAX + ".1", "adjust-reason": "more"})
     assert beyond.status_code == 400
     assert "cannot exceed" in _field_error(beyond, "adjust-amount")
     assert admin.balance("bob@example.com") == MAX_AMOUNT_UCR - 1
-    ok = _post(client, url, **{"adjust-amount": "0.000001", "adjust-reason": "to the top"})
+    ok = post_form(client, url, **{"adjust-amount": "0.000001", "adjust-reason": "to the top"})
     assert ok.status_code == 302
     assert admin.balance("bob@example.com") == MAX_AMOUNT_UCR
     assert admin.problems() == []

@@ -22,15 +22,9 @@ from blueprints.api.openapi import openapi_document
 from blueprints.api.validation import OCCURRED_AT_PATTERN, RequestInvalid, parse_usage
 from core.bounds import MAX_AMOUNT_UCR, MAX_PRICE_UUSD_PER_M, MAX_RATE, MAX_TOKENS
 from core.models import LedgerEntry, UsageEvent
+from core.pricing import MICRO as CR
+from tests.api_client import Api, event
 from tests.conftest import Billing
-from tests.test_api import Api, event
-
-CR = 1_000_000
-
-
-@pytest.fixture
-def api(client, billing: Billing) -> Api:
-    return Api(client, billing.api_key())
 
 
 def _raw(api: Api, path: str, body: str):

@@ -16,10 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
+from core.pricing import MICRO as CR
 from tests.conftest import PASSWORD, AuthActions, Billing, make_test_app
 from tests.gunicorn_server import Gunicorn
-
-CR = 1_000_000
 
 
 @pytest.fixture

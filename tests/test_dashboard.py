@@ -8,9 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from core.errors import InsufficientCredits
+from core.pricing import MICRO as CR
 from tests.conftest import AuthActions, Billing
-
-CR = 1_000_000
 
 
 def _signed_in(auth: AuthActions, billing: Billing, credits_ucr: int) -> None:

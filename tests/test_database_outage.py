@@ -20,9 +20,8 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from core.db import Database
-from tests.conftest import PG_URL, USING_PG, AuthActions, Billing, csrf_token
-
-CR = 1_000_000
+from core.pricing import MICRO as CR
+from tests.conftest import PG_URL, USING_PG, AuthActions, Billing, post_form
 
 
 def _terminate_backends(app: Flask) -> int:
@@ -128,11 +127,8 @@ def test_a_database_that_cannot_be_reached_answers_503(tmp_path: Path, where: st
         assert response.get_json()["error"]["code"] == "unavailable"
         assert int(response.headers["Retry-After"]) > 0
         assert "psycopg" not in response.get_data(as_text=True)
-    token = csrf_token(client)  # the sign-in page itself needs no database
-    page = client.post(
-        "/auth/login",
-        data={"email": "alice@example.com", "password": "x" * 12, "csrf_token": token},
-    )
+    # the sign-in page itself (where post_form reads the token) needs no database
+    page = post_form(client, "/auth/login", email="alice@example.com", password="x" * 12)
     assert page.status_code == 503
     assert page.mimetype == "text/html"
     assert int(page.headers["Retry-After"]) > 0

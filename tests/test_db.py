@@ -129,7 +129,7 @@ def test_postgres_uses_this_tests_schema(app: Flask) -> None:
 def test_reads_after_a_write_in_one_request_see_the_write(app: Flask) -> None:
     """A read snapshot taken before a write (e.g. by the user loader) is ended
     when the write commits, so the rest of the request reads fresh data."""
-    from blueprints.session import read_session
+    from blueprints.db_session import read_session
 
     with app.test_request_context():
         before = read_session().execute(text("SELECT count(*) FROM settings")).scalar()

@@ -9,8 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import AuthActions, Billing, csrf_token, sign_in_admin
-from tests.test_csrf_walk import state_changing_routes
+from tests.conftest import AuthActions, Billing, csrf_token, sign_in_admin, state_changing_routes
 
 HOSTILE = [
     "",
@@ -71,10 +70,8 @@ def test_integration_keys_never_reach_the_logs(
 @pytest.mark.parametrize(
     "path", ["/usage?model=%00", "/auth/login?next=/%00", "/admin/users?q=a%00b"]
 )
-def test_nul_in_query_strings_is_400(
-    client: FlaskClient, auth: AuthActions, billing: Billing, path: str
-) -> None:
-    sign_in_admin(auth, billing, "root@example.com")
+@pytest.mark.usefixtures("admin")
+def test_nul_in_query_strings_is_400(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 400
     assert "NUL" in response.get_data(as_text=True)

@@ -31,10 +31,9 @@ from core.models import (
     UsageEvent,
     User,
 )
+from core.pricing import MICRO as CR
 from tests.conftest import Billing
 from tests.ledger_helpers import credit
-
-CR = 1_000_000  # µcr per credit
 
 
 def events(billing: Billing) -> list[UsageEvent]:

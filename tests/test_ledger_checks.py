@@ -14,13 +14,13 @@ from flask import Flask
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from core import ledger, migrate, payments, stripe_events
+from core import ledger, ledger_checks, migrate, payments, stripe_events
 from core.models import TopUp, TopUpDispute, TopUpPosting
+from core.pricing import MICRO as CR
 from tests.conftest import Billing
 from tests.stripe_fake import FakeStripe, dispute_event, refund_event
 from tests.stripe_shop import gateway, paid_topup, topup_row
 
-CR = 1_000_000
 C = 100_000 * CR  # $10 at 10,000 credits per USD
 
 
@@ -167,3 +167,29 @@ def test_topup_postings_refuse_update_and_delete(shop: Flask, fake_stripe: FakeS
         with pytest.raises(DBAPIError, match="append-only"), billing.db.write() as s:
             s.execute(text(statement))
     assert check(shop) == (0, "ledger ok\n")
+
+
+def test_each_invariant_has_its_own_check_and_check_ledger_runs_them_all(
+    billing: Billing,
+) -> None:
+    billing.user("ivy@example.com", 10 * CR)
+    billing.debit("e1", "ivy@example.com")
+    with billing.db.write() as s:
+        s.execute(text("UPDATE wallets SET balance_ucr = balance_ucr + 1"))
+        s.execute(text("UPDATE usage_daily SET events = events + 1"))
+    with billing.db.read_session() as s:
+        found = {check.__name__: check(s) for check in ledger_checks.CHECKS}
+        everything = ledger.check_ledger(s)
+    assert {name: [p.what for p in problems] for name, problems in found.items()} == {
+        "check_balances": ["balance != sum(ledger)"],
+        "check_rollups": ["usage_daily != charged events"],
+        "check_usage_entries": [],
+        "check_topups": [],
+    }
+    assert everything == [p for problems in found.values() for p in problems]
+    for check in (
+        *ledger_checks.CHECKS,
+        ledger_checks.topup_net_problems,
+        ledger_checks.topup_part_problems,
+    ):
+        assert check.__doc__ and "\n" not in check.__doc__.strip()

@@ -25,13 +25,13 @@ from sqlalchemy import func, select
 from core import audit, ledger
 from core.errors import Conflict, InsufficientCredits
 from core.models import LedgerEntry, UsageDaily, UsageEvent
+from core.pricing import MICRO as CR
 from core.pricing import usage_cost_ucr
 from tests.conftest import Billing, fresh_database, make_test_app
 from tests.ledger_helpers import credit
 
 USERS = ("a@example.com", "b@example.com")
 EVENT_IDS = [f"e{n}" for n in range(12)]  # a small pool: replays are frequent
-CR = 1_000_000
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -133,7 +133,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def adjust(self, user: str, share: int, negative: bool) -> None:
         amount = max(1, self.balance[user] * share // 100) if negative else share * CR
         amount = -amount if negative else amount
-        if self.balance[user] + amount < 0:
+        # Only a negative adjustment is refused below zero; a positive one may
+        # leave a balance that an overdraft or a refund took below zero still negative.
+        if negative and self.balance[user] + amount < 0:
             try:
                 with self.billing.db.write() as s:
                     ledger.adjust(s, audit.CLI, user, amount, "sm")

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from blueprints.extensions import database
 from core.models import User
 from core.passwords import PROFILES, Passwords
-from tests.conftest import PASSWORD, USING_PG, AuthActions, Billing, Factory, make_test_app
+from tests.conftest import PASSWORD, USING_PG, AuthActions, Billing, make_test_app
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_unknown_email_is_checked_against_a_hash_of_the_active_profile(
 def test_sign_in_costs_the_same_with_or_without_an_account(
     default_profile_app: Flask, verified_hashes: list[str]
 ) -> None:
-    Factory(default_profile_app).user("known@example.com")
+    Billing(default_profile_app).user("known@example.com")
     auth = AuthActions(default_profile_app.test_client())
     for email in ("known@example.com", "unknown@example.com"):
         assert "Wrong email or password" in auth.login(email, "wrong password").get_data(

@@ -19,11 +19,10 @@ from sqlalchemy import select, update
 
 from core import accounts, payments
 from core.models import PaymentAnomaly, StripeEvent, TopUp
+from core.pricing import MICRO as CR
 from tests.conftest import AuthActions, Billing, checkout, make_test_app, sign_in_admin
 from tests.stripe_fake import WEBHOOK_SECRET, FakeStripe, refund_event, session_event, webhook
 from tests.stripe_shop import gateway, topup_row
-
-CR = 1_000_000
 
 
 def anomalies(billing: Billing) -> list[PaymentAnomaly]:

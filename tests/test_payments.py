@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from core.models import LedgerEntry, StripeEvent, TopUp, Wallet
-from tests.conftest import AuthActions, Billing, checkout, csrf_token
+from core.pricing import MICRO as CR
+from tests.conftest import AuthActions, Billing, checkout
 from tests.stripe_fake import (
     FakeStripe,
     dispute_event,
@@ -20,7 +21,6 @@ from tests.stripe_fake import (
     webhook,
 )
 
-CR = 1_000_000
 CREDITS_25 = 250_000 * CR  # $25 at 10,000 credits per USD
 
 
@@ -87,8 +87,7 @@ def test_without_stripe_keys_pricing_says_so_and_checkout_refuses(client, auth, 
     page = client.get("/pricing").get_data(as_text=True)
     assert "Card payments are not configured" in page
     assert 'action="/pricing/checkout"' not in page
-    token = csrf_token(client, "/pricing")
-    response = client.post("/pricing/checkout", data={"amount_usd": 25, "csrf_token": token})
+    response = checkout(client, 25)
     assert response.status_code == 400
     assert "not configured" in response.get_data(as_text=True)
 

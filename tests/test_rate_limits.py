@@ -16,7 +16,7 @@ import pytest
 from blueprints import rate_limits
 from blueprints.rate_limits import RateLimits
 from core.rate_counters import FileCounters
-from tests.conftest import AuthActions, Billing, make_test_app
+from tests.conftest import AuthActions, Billing, make_test_app, redis_url
 
 
 class Clock:
@@ -134,15 +134,6 @@ def test_the_default_storage_is_a_file_in_the_instance_folder(tmp_path: Path) ->
     storage = app.extensions["creditline.rate_limits"].storage
     assert isinstance(storage, FileCounters)
     assert storage.path == str(tmp_path / "instance" / "ratelimits.sqlite")
-
-
-def redis_url() -> str:
-    """Redis at 127.0.0.1:6379 (database 15), or skip the test."""
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    return "redis://127.0.0.1:6379/15"
 
 
 def test_redis_windows_count_and_expire() -> None:

@@ -15,9 +15,8 @@ from blueprints.extensions import database
 from core.emails import check_email, normalise_email
 from core.errors import ValidationError
 from core.models import UsageEvent, User
-from tests.conftest import AuthActions, Billing, Factory, make_test_app
-
-CR = 1_000_000
+from core.pricing import MICRO as CR
+from tests.conftest import AuthActions, Billing, make_test_app
 
 
 def emails(app: Flask) -> list[str]:
@@ -91,9 +90,9 @@ def test_compatibility_spellings_become_the_plain_address(
     ["ａｌｉｃｅ@example.com", "ALICE@example.com", "alice@ｅｘａｍｐｌｅ.com"],
 )
 def test_a_look_alike_of_an_existing_address_is_that_address(
-    app: Flask, auth: AuthActions, factory: Factory, look_alike: str
+    app: Flask, auth: AuthActions, billing: Billing, look_alike: str
 ) -> None:
-    factory.user("alice@example.com")
+    billing.user("alice@example.com")
     response = auth.register(look_alike)
     assert response.status_code == 200
     assert "An account with this email already exists." in response.get_data(as_text=True)
@@ -183,8 +182,8 @@ def test_api_maps_a_look_alike_to_the_account_and_refuses_invisible_ones(
     assert response.get_json()["user"] == "alice@example.com"
 
 
-def test_look_alikes_share_one_sign_in_allowance(auth: AuthActions, factory: Factory) -> None:
-    factory.user("lee@example.com")
+def test_look_alikes_share_one_sign_in_allowance(auth: AuthActions, billing: Billing) -> None:
+    billing.user("lee@example.com")
     spellings = ["lee@example.com", "ｌｅｅ@example.com", "LEE@example.com", "ｌee@example.com"]
     codes = [auth.login(spellings[n % 4], "wrong password").status_code for n in range(6)]
     assert codes == [200] * 5 + [429]

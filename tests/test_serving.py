@@ -26,9 +26,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Billing, make_test_app
+from tests.conftest import Billing, make_test_app, redis_url
 from tests.gunicorn_server import Gunicorn
-from tests.test_rate_limits import redis_url
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from blueprints.extensions import database, passwords
 from core import accounts, audit
 from core.audit import Actor
 from core.models import User
-from tests.conftest import PASSWORD, AuthActions, Factory
+from tests.conftest import PASSWORD, AuthActions, Billing
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -42,9 +42,9 @@ def second_device(app: Flask, email: str) -> FlaskClient:
 
 
 def test_a_cookie_saved_before_sign_out_is_dead_after_it(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("ann@example.com")
+    billing.user("ann@example.com")
     auth.login("ann@example.com")
     saved = session_cookie(client)
     assert signed_in(replay(app, saved))  # a copy works while the session lives
@@ -55,9 +55,9 @@ def test_a_cookie_saved_before_sign_out_is_dead_after_it(
 
 
 def test_sign_out_ends_the_users_other_sessions_too(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("bea@example.com")
+    billing.user("bea@example.com")
     auth.login("bea@example.com")
     other = second_device(app, "bea@example.com")
     auth.logout()
@@ -67,9 +67,9 @@ def test_sign_out_ends_the_users_other_sessions_too(
 
 
 def test_a_remember_cookie_dies_with_the_session(
-    app: Flask, auth: AuthActions, factory: Factory
+    app: Flask, auth: AuthActions, billing: Billing
 ) -> None:
-    user = factory.user("cat@example.com")
+    user = billing.user("cat@example.com")
     with app.test_request_context():
         remember = encode_cookie(user.get_id())
     browser = app.test_client()
@@ -84,9 +84,9 @@ def test_a_remember_cookie_dies_with_the_session(
 
 
 def test_sessions_from_before_generations_are_refused(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    user = factory.user("dee@example.com")
+    user = billing.user("dee@example.com")
     auth.login("dee@example.com")
     assert signed_in(client)
     with client.session_transaction() as sess:
@@ -95,9 +95,9 @@ def test_sessions_from_before_generations_are_refused(
 
 
 def test_password_change_ends_other_sessions_and_keeps_this_one(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("eve@example.com")
+    billing.user("eve@example.com")
     auth.login("eve@example.com")
     saved = session_cookie(client)
     other = second_device(app, "eve@example.com")
@@ -112,9 +112,9 @@ def test_password_change_ends_other_sessions_and_keeps_this_one(
 
 
 def test_wrong_current_password_changes_nothing(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("fay@example.com")
+    billing.user("fay@example.com")
     auth.login("fay@example.com")
     other = second_device(app, "fay@example.com")
     response = auth.change_password("not my password", NEW_PASSWORD)
@@ -125,9 +125,9 @@ def test_wrong_current_password_changes_nothing(
 
 
 def test_cli_password_reset_ends_sessions(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.admin("gil@example.com")
+    billing.user("gil@example.com", role="admin")
     auth.login("gil@example.com")
     with app.app_context(), database().write() as s:
         accounts.ensure_admin(s, "gil@example.com", None, passwords())  # already one
@@ -138,10 +138,10 @@ def test_cli_password_reset_ends_sessions(
 
 
 def test_disabling_and_re_enabling_does_not_revive_old_sessions(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    admin = factory.admin("root@example.com")
-    user = factory.user("hal@example.com")
+    admin = billing.user("root@example.com", role="admin")
+    user = billing.user("hal@example.com")
     auth.login("hal@example.com")
     saved = session_cookie(client)
     actor = Actor(admin.email, admin.id, None)
@@ -154,9 +154,9 @@ def test_disabling_and_re_enabling_does_not_revive_old_sessions(
 
 
 def test_a_role_change_ends_the_users_sessions(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("ida@example.com")
+    billing.user("ida@example.com")
     auth.login("ida@example.com")
     with app.app_context(), database().write() as s:
         accounts.set_role(s, "ida@example.com", "admin")
@@ -164,9 +164,9 @@ def test_a_role_change_ends_the_users_sessions(
 
 
 def test_an_unchanged_access_form_keeps_sessions(
-    app: Flask, client: FlaskClient, auth: AuthActions, factory: Factory
+    app: Flask, client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    user = factory.user("jon@example.com")
+    user = billing.user("jon@example.com")
     auth.login("jon@example.com")
     with app.app_context(), database().write() as s:
         accounts.set_access(s, audit.CLI, user.id, role="user", disabled=False, reason="ok")
@@ -178,9 +178,9 @@ def test_an_unchanged_access_form_keeps_sessions(
 
 
 def test_signed_out_balance_poll_gets_a_client_redirect_not_the_login_page(
-    client: FlaskClient, auth: AuthActions, factory: Factory
+    client: FlaskClient, auth: AuthActions, billing: Billing
 ) -> None:
-    factory.user("kit@example.com")
+    billing.user("kit@example.com")
     auth.login("kit@example.com")
     poll = {"HX-Request": "true", "HX-Current-URL": "http://localhost/usage?model=gpt-4o"}
     assert client.get("/dashboard/balance", headers=poll).status_code == 200

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from core import stripe_events
 from core.models import StripeEvent, TopUpDispute
+from core.pricing import MICRO as CR
 from tests.conftest import USING_PG, Billing, wait_until_blocked
 from tests.stripe_fake import FakeStripe, dispute_event, refund_event, session_event
 from tests.stripe_shop import (
@@ -30,7 +31,6 @@ from tests.stripe_shop import (
     topup_row,
 )
 
-CR = 1_000_000
 CREDITS_10 = 100_000 * CR  # $10 at 10,000 credits per USD
 ROUNDS = 6
 

@@ -33,6 +33,7 @@ from flask import Flask
 
 from core import payments, stripe_events
 from core.models import TopUp
+from core.pricing import MICRO as CR
 from tests.conftest import Billing, LiveServer, make_test_app
 from tests.stripe_fake import (
     WEBHOOK_SECRET,
@@ -48,7 +49,6 @@ PERMUTATIONS = int(os.environ.get("REPLAY_PERMUTATIONS", "150"))
 CONCURRENT_PERMUTATIONS = int(os.environ.get("REPLAY_CONCURRENT_PERMUTATIONS", "12"))
 SEED = int(os.environ.get("REPLAY_SEED", "20261124"))
 CLIENTS = 4
-CR = 1_000_000
 CREDITS_PER_DOLLAR = 10_000 * CR
 
 # name -> (dollars, final session state, events, expected status, expected net credits)

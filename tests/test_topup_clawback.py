@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from core import stripe_events
 from core.models import LedgerEntry, TopUpPosting
+from core.pricing import MICRO as CR
 from tests.conftest import Billing
 from tests.stripe_fake import FakeStripe, dispute_event, refund_event
 from tests.stripe_shop import disputes, gateway, paid_topup, topup_row
 
-CR = 1_000_000
 C = 100_000 * CR  # a $10 top-up at 10,000 credits per USD
 A = 1000  # its cents
 

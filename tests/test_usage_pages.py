@@ -11,9 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from core.clock import utcnow
-from tests.conftest import PASSWORD, AuthActions, Billing, csrf_token
-
-CR = 1_000_000
+from core.pricing import MICRO as CR
+from tests.conftest import PASSWORD, AuthActions, Billing, post_form
 
 
 @pytest.fixture
@@ -165,43 +164,23 @@ def test_other_users_usage_is_not_visible(client: FlaskClient, alice: Billing) -
 
 
 def test_user_sets_own_threshold(client: FlaskClient, alice: Billing) -> None:
-    token = csrf_token(client, "/settings")
     assert "Your balance is low" in client.get("/dashboard").get_data(as_text=True)  # 1,000 < 5,000
-    response = client.post("/settings/threshold", data={"threshold": "500", "csrf_token": token})
+    response = post_form(client, "/settings/threshold", csrf_page="/settings", threshold="500")
     assert response.status_code == 302
     assert "Your balance is low" not in client.get("/dashboard").get_data(as_text=True)
     for bad in ("-1", "abc", "0.0000001", "1e5"):
-        response = client.post("/settings/threshold", data={"threshold": bad, "csrf_token": token})
+        response = post_form(client, "/settings/threshold", csrf_page="/settings", threshold=bad)
         assert response.status_code == 400, bad
         assert 'aria-invalid="true"' in response.get_data(as_text=True)
-    client.post(
-        "/settings/threshold", data={"threshold": "", "csrf_token": token}
-    )  # back to default
+    post_form(client, "/settings/threshold", csrf_page="/settings", threshold="")  # back to default
     assert "Your balance is low" in client.get("/dashboard").get_data(as_text=True)
 
 
 def test_password_change(client: FlaskClient, auth: AuthActions, alice: Billing) -> None:
-    token = csrf_token(client, "/settings")
-    wrong = client.post(
-        "/settings/password",
-        data={
-            "current": "nope",
-            "new": "brand new pass",
-            "confirm": "brand new pass",
-            "csrf_token": token,
-        },
-    )
+    wrong = auth.change_password("nope", "brand new pass")
     assert wrong.status_code == 400
     assert "current password is wrong" in wrong.get_data(as_text=True)
-    ok = client.post(
-        "/settings/password",
-        data={
-            "current": PASSWORD,
-            "new": "brand new pass",
-            "confirm": "brand new pass",
-            "csrf_token": token,
-        },
-    )
+    ok = auth.change_password(PASSWORD, "brand new pass")
     assert ok.status_code == 302
     auth.logout()
     assert auth.login("alice@example.com").status_code == 200  # old password refused

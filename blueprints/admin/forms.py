@@ -1,9 +1,18 @@
+"""The admin's forms. Every form that changes something an admin must justify
+inherits ``ReasonForm`` (the reason field and core.audit's rule); amounts are
+parsed by ``parsed_amount`` with core.pricing's parsers (blueprints.form_rules).
+"""
+
+import functools
+
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, SelectField, StringField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length
 
+from blueprints.form_rules import ReasonRule, parsed_amount
 from core.bounds import MAX_TOKENS_PER_EVENT, MAX_TOPUP_OPTION_USD
-from core.pricing import AmountError, parse_credits, parse_rate, parse_usd_per_m
+from core.enums import Role
+from core.pricing import parse_credits, parse_rate, parse_usd_per_m
 
 
 def field_named(form: FlaskForm, name: object, default: Field) -> Field:
@@ -21,62 +30,64 @@ class ConfirmForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
 
 
-class RateForm(FlaskForm):
+class ReasonForm(FlaskForm):
+    """A change an admin must justify: the reason, required and bounded as
+    core.audit.clean_reason stores it. Also the form of a bare reason (unflag)."""
+
+    reason = TextAreaField("Reason", validators=[DataRequired(), ReasonRule()])
+
+
+class RateForm(ReasonForm):
     credits_per_usd = StringField(
-        "New rate (credits per USD)", validators=[DataRequired(), Length(max=20)]
+        "New rate (credits per USD)",
+        validators=[DataRequired(), Length(max=20), parsed_amount(parse_rate)],
     )
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
 
-    def validate_credits_per_usd(self, field: StringField) -> None:
-        try:
-            self.rate_value = parse_rate(field.data or "")
-        except AmountError as exc:
-            raise ValidationError(str(exc)) from None
-
-    def validate_reason(self, field: TextAreaField) -> None:
-        if not (field.data or "").strip():
-            raise ValidationError("A reason is required.")
+    @property
+    def rate_value(self) -> int:
+        return self.credits_per_usd.parsed
 
 
-class ModelForm(FlaskForm):
+class ModelForm(ReasonForm):
     name = StringField(
         "Model id (as integrations send it)", validators=[DataRequired(), Length(max=100)]
     )
     display_name = StringField("Display name", validators=[Length(max=200)])
-    input_usd = StringField("Input, USD per 1M tokens", validators=[DataRequired(), Length(max=30)])
+    input_usd = StringField(
+        "Input, USD per 1M tokens",
+        validators=[DataRequired(), Length(max=30), parsed_amount(parse_usd_per_m)],
+    )
     output_usd = StringField(
-        "Output, USD per 1M tokens", validators=[DataRequired(), Length(max=30)]
+        "Output, USD per 1M tokens",
+        validators=[DataRequired(), Length(max=30), parsed_amount(parse_usd_per_m)],
     )
     enabled = BooleanField("Enabled", default=True)
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
 
-    def validate_input_usd(self, field: StringField) -> None:
-        self.input_uusd = _price(field)
+    @property
+    def input_uusd(self) -> int:
+        return self.input_usd.parsed
 
-    def validate_output_usd(self, field: StringField) -> None:
-        self.output_uusd = _price(field)
-
-
-def _price(field: StringField) -> int:
-    try:
-        return parse_usd_per_m(field.data or "")
-    except AmountError as exc:
-        raise ValidationError(str(exc)) from None
+    @property
+    def output_uusd(self) -> int:
+        return self.output_usd.parsed
 
 
-class SettingsForm(FlaskForm):
+def _credits_field(label: str) -> StringField:
+    """Credits as an admin types them, "1,000.5": thousands commas allowed."""
+    return StringField(
+        label,
+        validators=[DataRequired(), Length(max=30), parsed_amount(parse_credits, thousands=True)],
+    )
+
+
+class SettingsForm(ReasonForm):
     topup_options = StringField(
         "Top-up options (whole USD, comma-separated)", validators=[DataRequired(), Length(max=200)]
     )
     max_tokens = StringField("Max tokens per event", validators=[DataRequired(), Length(max=20)])
-    max_credits = StringField("Max credits per event", validators=[DataRequired(), Length(max=30)])
-    overdraft = StringField(
-        "Overdraft limit (credits)", validators=[DataRequired(), Length(max=30)]
-    )
-    threshold = StringField(
-        "Default low-balance alert (credits)", validators=[DataRequired(), Length(max=30)]
-    )
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+    max_credits = _credits_field("Max credits per event")
+    overdraft = _credits_field("Overdraft limit (credits)")
+    threshold = _credits_field("Default low-balance alert (credits)")
 
     def validate_topup_options(self, field: StringField) -> None:
         parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]
@@ -88,7 +99,7 @@ class SettingsForm(FlaskForm):
             raise ValidationError(
                 f"Top-up options are whole dollar amounts from 1 to {MAX_TOPUP_OPTION_USD:,}."
             )
-        self.values["topup_options_usd"] = values
+        field.parsed = values
 
     def validate_max_tokens(self, field: StringField) -> None:
         raw = (field.data or "").strip().replace(",", "")
@@ -96,47 +107,36 @@ class SettingsForm(FlaskForm):
             raise ValidationError(
                 f"A whole number of tokens, at least 1 and at most {MAX_TOKENS_PER_EVENT:,}."
             )
-        self.values["max_tokens_per_event"] = int(raw)
+        field.parsed = int(raw)
 
-    def validate_max_credits(self, field: StringField) -> None:
-        self.values["max_credits_per_event_ucr"] = _credits(field)
-
-    def validate_overdraft(self, field: StringField) -> None:
-        self.values["overdraft_limit_ucr"] = _credits(field)
-
-    def validate_threshold(self, field: StringField) -> None:
-        self.values["default_low_balance_threshold_ucr"] = _credits(field)
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.values: dict[str, object] = {}
-
-
-def _credits(field: StringField) -> int:
-    try:
-        return parse_credits((field.data or "").replace(",", ""))
-    except AmountError as exc:
-        raise ValidationError(str(exc)) from None
+    @property
+    def values(self) -> dict[str, object]:
+        """The parsed values, by setting name (all of them once the form is valid)."""
+        fields = {
+            "topup_options_usd": self.topup_options,
+            "max_tokens_per_event": self.max_tokens,
+            "max_credits_per_event_ucr": self.max_credits,
+            "overdraft_limit_ucr": self.overdraft,
+            "default_low_balance_threshold_ucr": self.threshold,
+        }
+        return {k: f.parsed for k, f in fields.items() if getattr(f, "parsed", None) is not None}
 
 
-class AdjustForm(FlaskForm):
-    amount = StringField("Credits (negative removes)", validators=[DataRequired(), Length(max=30)])
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+class AdjustForm(ReasonForm):
+    amount = StringField(
+        "Credits (negative removes)",
+        validators=[
+            DataRequired(),
+            Length(max=30),
+            parsed_amount(functools.partial(parse_credits, allow_negative=True), thousands=True),
+        ],
+    )
 
-    def validate_amount(self, field: StringField) -> None:
-        try:
-            self.amount_ucr = parse_credits(
-                (field.data or "").replace(",", ""), allow_negative=True
-            )
-        except AmountError as exc:
-            raise ValidationError(str(exc)) from None
+    @property
+    def amount_ucr(self) -> int:
+        return self.amount.parsed
 
 
-class AccessForm(FlaskForm):
-    role = SelectField("Role", choices=["user", "admin"])
+class AccessForm(ReasonForm):
+    role = SelectField("Role", choices=[role.value for role in Role])
     disabled = BooleanField("Disabled (cannot sign in; usage refused)")
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
-
-
-class ReasonForm(FlaskForm):
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])

@@ -1,17 +1,16 @@
 """Models: prices in USD per 1M tokens, enabled flag, each change with a reason."""
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ModelForm
-from blueprints.extensions import database, prices
-from blueprints.session import read_session
+from blueprints.db_session import price_book, read_session
+from blueprints.extensions import database
 from core import catalog, impact
 from core.errors import DomainError
-from core.models import AiModel, ModelPriceChange
+from core.models import AiModel
 from core.pricing import format_usd_per_m
 
 
@@ -51,6 +50,7 @@ def _save(form: ModelForm, *, create: bool) -> str | None:
 
 @bp.route("/models", methods=["GET", "POST"])
 def models() -> Response | tuple[str, int]:
+    """The model list with sample costs, and the form that adds a model."""
     form = ModelForm()
     if form.validate_on_submit():
         error = _save(form, create=True)
@@ -58,23 +58,16 @@ def models() -> Response | tuple[str, int]:
             flash(f"Model {form.name.data} saved.", "success")
             return redirect(url_for("admin.models"))
         form.name.errors.append(error)
-    rows = read_session().scalars(select(AiModel).order_by(AiModel.name)).all()
-    rate = prices().get(read_session()).credits_per_usd
-    html = render_template(
-        "admin/models.html",
-        form=form,
-        models=rows,
-        sample={
-            m.id: impact.sample_cost(m.input_price_uusd_per_m, m.output_price_uusd_per_m, rate)
-            for m in rows
-        },
-    )
+    rows = catalog.models_by_name(read_session())
+    sample = impact.sample_costs(rows, price_book().credits_per_usd)
+    html = render_template("admin/models.html", form=form, models=rows, sample=sample)
     return html, 400 if form.errors else 200
 
 
 @bp.route("/models/<int:model_id>", methods=["GET", "POST"])
 def edit_model(model_id: int) -> Response | tuple[str, int]:
-    model = read_session().get(AiModel, model_id) or abort(404)
+    """One model's prices and enabled flag, with its price history."""
+    model = catalog.find_model(read_session(), model_id) or abort(404)
     form = ModelForm() if request.method == "POST" else ModelForm(data=_current(model))
     form.name.data = model.name  # the id integrations send never changes here
     if form.validate_on_submit():
@@ -83,14 +76,6 @@ def edit_model(model_id: int) -> Response | tuple[str, int]:
             flash(f"Model {model.name} updated.", "success")
             return redirect(url_for("admin.edit_model", model_id=model.id))
         form.reason.errors.append(error)
-    history = (
-        read_session()
-        .scalars(
-            select(ModelPriceChange)
-            .where(ModelPriceChange.model_id == model.id)
-            .order_by(ModelPriceChange.id.desc())
-        )
-        .all()
-    )
+    history = catalog.price_history(read_session(), model.id)
     html = render_template("admin/model_edit.html", form=form, model=model, history=history)
     return html, 400 if form.errors else 200

@@ -1,25 +1,34 @@
+"""Admin home, integration keys, audit log and analytics.
+
+Every route here is behind the blueprint's admin check (``blueprints.admin``).
+Writes go through ``database().write()``; pages read through the request's
+read session.
+"""
+
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ApiKeyForm, ConfirmForm
+from blueprints.db_session import read_session
 from blueprints.extensions import closed_days, database
-from blueprints.main.filters import parse_cursor
-from blueprints.session import read_session
+from blueprints.query_args import parse_cursor
 from core import analytics as reports
-from core import audit, integration_keys
+from core import audit, charts, integration_keys
 from core.clock import utcnow
 from core.errors import DomainError
 
 
 @bp.get("/")
 def index() -> str:
+    """The admin home: links to every admin page."""
     return render_template("admin/index.html")
 
 
 @bp.route("/keys", methods=["GET", "POST"])
 def keys() -> str:
+    """Integration keys, and the form that creates one (shown once)."""
     form, created_key = ApiKeyForm(), None
     if form.validate_on_submit():
         try:
@@ -37,6 +46,7 @@ def keys() -> str:
 
 @bp.post("/keys/<int:key_id>/revoke")
 def revoke_key(key_id: int) -> Response:
+    """Revoke an integration key."""
     if ConfirmForm().validate_on_submit():
         try:
             with database().write() as s:
@@ -49,6 +59,7 @@ def revoke_key(key_id: int) -> Response:
 
 @bp.get("/audit")
 def audit_log() -> str:
+    """The audit log, filtered by action and actor, a page at a time."""
     action = request.args.get("action", "")[:64]
     actor = request.args.get("actor", "")[:254]
     rows, cursor = audit.page(
@@ -66,5 +77,12 @@ def audit_log() -> str:
 
 @bp.get("/analytics")
 def analytics() -> str:
+    """Revenue, credits sold and used, consumption by model, top users."""
     result = reports.report(read_session(), utcnow().date(), closed_days())
-    return render_template("admin/analytics.html", report=result)
+    return render_template(
+        "admin/analytics.html",
+        report=result,
+        revenue_chart=charts.net_revenue_per_day(result),
+        sold_chart=charts.credits_sold_per_day(result),
+        used_chart=charts.credits_used_per_day(result),
+    )

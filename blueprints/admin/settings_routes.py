@@ -6,15 +6,15 @@ from werkzeug.wrappers import Response
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import SettingsForm, field_named
-from blueprints.extensions import database, prices
-from blueprints.session import read_session
+from blueprints.db_session import price_book
+from blueprints.extensions import database
 from core import settings as settings_mod
 from core.errors import DomainError
 from core.pricing import format_credits
 
 
 def _current() -> dict[str, str]:
-    now = prices().get(read_session()).settings
+    now = price_book().settings
     return {
         "topup_options": ", ".join(str(v) for v in now.topup_options_usd),
         "max_tokens": str(now.max_tokens_per_event),
@@ -26,10 +26,10 @@ def _current() -> dict[str, str]:
 
 @bp.route("/settings", methods=["GET", "POST"])
 def settings() -> Response | tuple[str, int]:
+    """The admin settings form; saves only the settings that changed."""
     form = SettingsForm() if request.method == "POST" else SettingsForm(data=_current())
     if form.validate_on_submit():
-        now = prices().get(read_session()).settings
-        changes = {k: v for k, v in form.values.items() if getattr(now, k) != v}
+        changes = settings_mod.changed_settings(price_book().settings, form.values)
         try:
             if changes:
                 with database().write() as s:

@@ -4,36 +4,30 @@ from collections.abc import Callable
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import AccessForm, AdjustForm, ReasonForm, field_named
+from blueprints.db_session import read_session
 from blueprints.extensions import database
-from blueprints.session import read_session
 from core import accounts, ledger, payment_anomalies, usage
 from core.errors import DomainError
-from core.models import LedgerEntry, User
 
 
 @bp.get("/users")
 def users() -> str:
+    """Users whose email contains the search text, with their balances."""
     query = request.args.get("q", "")[:254]
-    rows = accounts.search(read_session(), query)
+    rows = accounts.search_users(read_session(), query)
     return render_template("admin/users.html", rows=rows, query=query)
 
 
 def _render_user(user_id: int, status: int = 200, **forms: object) -> tuple[str, int]:
     session = read_session()
-    user = session.get(User, user_id) or abort(404)
-    recent = usage.history_page(session, user.id, usage.Filters(), None, 10)[0]
-    entries = session.scalars(
-        select(LedgerEntry)
-        .where(LedgerEntry.wallet_id == user.wallet.id)
-        .order_by(LedgerEntry.id.desc())
-        .limit(20)
-    ).all()
+    user = accounts.find_user_by_id(session, user_id) or abort(404)
+    recent = usage.recent_events(session, user.id)
+    entries = ledger.recent_entries(session, user.wallet.id)
     forms.setdefault("adjust_form", AdjustForm(formdata=None, prefix="adjust"))
     forms.setdefault(
         "access_form",
@@ -54,6 +48,7 @@ def _render_user(user_id: int, status: int = 200, **forms: object) -> tuple[str,
 
 @bp.get("/users/<int:user_id>")
 def user_detail(user_id: int) -> tuple[str, int]:
+    """One user: balance, access, anomalies, recent usage and ledger."""
     return _render_user(user_id)
 
 
@@ -75,7 +70,8 @@ def _act(
 
 @bp.post("/users/<int:user_id>/adjust")
 def adjust_credits(user_id: int) -> Response | tuple[str, int]:
-    user = read_session().get(User, user_id) or abort(404)
+    """Add or remove credits from a user's balance, with a reason."""
+    user = accounts.find_user_by_id(read_session(), user_id) or abort(404)
     form = AdjustForm(prefix="adjust")
 
     def action() -> None:
@@ -87,6 +83,7 @@ def adjust_credits(user_id: int) -> Response | tuple[str, int]:
 
 @bp.post("/users/<int:user_id>/access")
 def set_access(user_id: int) -> Response | tuple[str, int]:
+    """Change a user's role or disabled flag, with a reason."""
     form = AccessForm(prefix="access")
 
     def action() -> None:
@@ -105,6 +102,7 @@ def set_access(user_id: int) -> Response | tuple[str, int]:
 
 @bp.post("/users/<int:user_id>/unflag")
 def clear_flag(user_id: int) -> Response | tuple[str, int]:
+    """Clear a wallet's refund/dispute flag after review, with a reason."""
     form = ReasonForm(prefix="flag")
 
     def action() -> None:

@@ -116,6 +116,7 @@ ERROR_BODY = {
                 "rate_limited",
                 "not_found",
                 "method_not_allowed",
+                "unavailable",
             ]
         },
         "message": {"type": "string"},
@@ -156,6 +157,10 @@ COMMON_ERRORS = {
     "413": _error("Body larger than the size limit."),
     "429": {
         **_error("Rate limit for this integration key exceeded."),
+        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+    },
+    "503": {
+        **_error("The database or the rate-limit counters are briefly unavailable; retry."),
         "headers": {"Retry-After": {"schema": {"type": "string"}}},
     },
 }

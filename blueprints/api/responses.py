@@ -1,4 +1,8 @@
-"""Domain outcomes -> the API's JSON bodies and HTTP statuses (spec §3)."""
+"""Domain outcomes -> the API's JSON bodies (spec §3).
+
+Errors are built by ``blueprints.errors`` (one code -> status table, one
+builder); this module shapes the usage results around them.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,11 @@ from typing import Any
 
 from flask import Response
 
-from core.errors import DomainError, UsageRejected
+from blueprints.errors import domain_error_object, error_object
+from core.enums import UsageStatus
+from core.errors import RequestInvalid
 from core.pricing import format_credits
 from core.usage_debits import UsageResult
-
-STATUS_BY_CODE = {
-    "invalid_request": 400,
-    "unauthorized": 401,
-    "insufficient_credits": 402,
-    "conflict": 409,
-    "unknown_model": 422,
-    "model_disabled": 422,
-    "limit_exceeded": 422,
-    "unknown_user": 422,
-    "user_disabled": 422,
-}
 
 
 def json_response(body: dict[str, Any], status: int) -> Response:
@@ -33,25 +27,28 @@ def json_response(body: dict[str, Any], status: int) -> Response:
 def charged(result: UsageResult) -> dict[str, Any]:
     return {
         "event_id": result.event_id,
-        "status": "charged",
+        "status": UsageStatus.CHARGED.value,
         "duplicate": result.duplicate,
         "credits_charged": format_credits(result.cost_ucr),
         "balance": format_credits(result.balance_ucr or 0),
     }
 
 
-def error_payload(error: DomainError, event_id: str | None = None) -> dict[str, Any]:
-    details: dict[str, Any] = dict(error.details)
-    if isinstance(error, UsageRejected):
-        details["event_id"] = error.event_id
-        details["duplicate"] = error.duplicate
-    elif event_id is not None:
-        details["event_id"] = event_id
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
-    if details:
-        body["details"] = {k: v for k, v in details.items() if v is not None}
-    return body
+def rejected(result: UsageResult) -> dict[str, Any]:
+    """A batch result for an event the ledger refused (stored, or a conflict)."""
+    assert result.error is not None
+    return _rejected(result.event_id, domain_error_object(result.error))
 
 
-def rejected(event_id: Any, error: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": event_id, "status": "rejected", "error": error}
+def invalid(item: Any, error: RequestInvalid) -> dict[str, Any]:
+    """A batch result for an item that is not a usage event; nothing is stored.
+
+    Its ``details.fields`` is always present, even when empty.
+    """
+    event_id = item.get("event_id") if isinstance(item, dict) else None
+    body = error_object(error.code, error.message, {"fields": error.fields})
+    return _rejected(event_id if isinstance(event_id, str) else None, body)
+
+
+def _rejected(event_id: str | None, error: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": event_id, "status": UsageStatus.REJECTED.value, "error": error}

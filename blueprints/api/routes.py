@@ -6,25 +6,24 @@ from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
 
+from blueprints import errors
 from blueprints.api import bp, responses
 from blueprints.api.openapi import openapi_document
-from blueprints.api.validation import (
-    RequestInvalid,
-    parse_batch,
-    parse_json,
-    parse_usage,
-    parse_user_param,
-)
-from blueprints.errors import api_error
+from blueprints.api.validation import parse_batch, parse_json, parse_usage, parse_user_param
+from blueprints.db_session import price_book, read_session
+from blueprints.errors import error_response
 from blueprints.extensions import database, prices
 from blueprints.rate_limits import rate_limits
-from blueprints.session import read_session
 from core import integration_keys, usage_debits
 from core.balances import balance_view
-from core.errors import DomainError
+from core.errors import RequestInvalid, UnknownUser
 from core.pricing import format_credits
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
+
+# A DomainError (RequestInvalid, Conflict, a rejected event, ...) that a view
+# lets through is answered with its code's status: views parse, call, respond.
+errors.init_api(bp)
 
 
 def _bearer() -> str:
@@ -41,14 +40,18 @@ def authenticate() -> Response | None:
     with database().raw_read() as cursor:
         key = integration_keys.authenticate(cursor, _bearer())
     if key is None:
-        response = api_error(401, "A valid integration key is required (Authorization: Bearer …).")
+        response = error_response(
+            "unauthorized", "A valid integration key is required (Authorization: Bearer …)."
+        )
         response.headers["WWW-Authenticate"] = 'Bearer realm="creditline"'
         return response
     g.integration_key = key
     api_limit = current_app.config["API_RATE_LIMIT"]
     g.rate_verdict = verdict = rate_limits().hit(api_limit, "api-key", str(key.id))
     if not verdict.allowed:
-        response = api_error(429, f"Rate limit of {verdict.limit} requests exceeded; retry later.")
+        response = error_response(
+            "rate_limited", f"Rate limit of {verdict.limit} requests exceeded; retry later."
+        )
         response.headers["Retry-After"] = str(verdict.retry_after)
         return response
     if integration_keys.needs_touch(key):
@@ -70,19 +73,10 @@ def _body() -> Any:
     return parse_json(request.get_data(cache=False), request.mimetype)
 
 
-@bp.errorhandler(RequestInvalid)
-def _invalid(exc: RequestInvalid) -> Response:
-    return api_error(400, exc.message, **({"fields": exc.details} if exc.details else {}))
-
-
 @bp.post("/usage")
-def report_usage() -> tuple[Response, int]:
+def report_usage() -> Response:
     report = parse_usage(_body())
-    try:
-        result = usage_debits.debit_usage(database(), prices(), g.integration_key.id, report)
-    except DomainError as exc:
-        payload = responses.error_payload(exc, report.event_id)
-        return jsonify({"error": payload}), responses.STATUS_BY_CODE.get(exc.code, 422)
+    result = usage_debits.debit_usage(database(), prices(), g.integration_key.id, report)
     return responses.json_response(responses.charged(result), 200 if result.duplicate else 201)
 
 
@@ -92,18 +86,10 @@ def report_usage_batch() -> Response:
     results: list[dict[str, Any] | None] = [None] * len(items)
     valid: list[tuple[int, usage_debits.UsageReport]] = []
     for index, item in enumerate(items):
-        try:
+        try:  # one bad event does not fail the others
             valid.append((index, parse_usage(item)))
         except RequestInvalid as exc:
-            event_id = item.get("event_id") if isinstance(item, dict) else None
-            error = {
-                "code": "invalid_request",
-                "message": exc.message,
-                "details": {"fields": exc.details},
-            }
-            results[index] = responses.rejected(
-                event_id if isinstance(event_id, str) else None, error
-            )
+            results[index] = responses.invalid(item, exc)
     outcomes = usage_debits.debit_usage_batch(
         database(), prices(), g.integration_key.id, [r for _, r in valid]
     )
@@ -111,18 +97,16 @@ def report_usage_batch() -> Response:
         if outcome.error is None:
             results[index] = responses.charged(outcome)
         else:
-            results[index] = responses.rejected(
-                outcome.event_id, responses.error_payload(outcome.error)
-            )
+            results[index] = responses.rejected(outcome)
     return jsonify({"results": results})
 
 
 @bp.get("/balance")
 def balance() -> Response:
     email = parse_user_param(request.args.get("user"))
-    view = balance_view(read_session(), prices().get(read_session()).settings, email=email)
+    view = balance_view(read_session(), price_book().settings, email=email)
     if view is None:
-        return api_error(422, f"No user with email {email!r}.", code="unknown_user")
+        raise UnknownUser(f"No user with email {email!r}.")
     return jsonify(
         {"user": view.email, "balance": format_credits(view.balance_ucr), "low": view.low}
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.accounts import MAX_EMAIL_LENGTH
 from core.bounds import MAX_EVENT_YEAR, MAX_TOKENS, MIN_EVENT_YEAR
+from core.errors import RequestInvalid as RequestInvalid  # raised by every parser here
 from core.usage_debits import UsageReport
 
 MAX_ID_LENGTH = 200
@@ -41,15 +42,6 @@ USAGE_FIELDS = {
     "conversation_id",
     "occurred_at",
 }
-
-
-class RequestInvalid(Exception):
-    """A request body that can never be valid; ``details`` maps field -> problem."""
-
-    def __init__(self, message: str, details: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
 
 
 def _refuse_constant(name: str) -> Any:

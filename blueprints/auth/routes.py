@@ -43,6 +43,7 @@ def _minutes(seconds: int) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @login_limited
 def login() -> Page:
+    """The sign-in form; signs the user in on a fresh session."""
     form = LoginForm()
     if form.validate_on_submit():
         try:
@@ -61,6 +62,7 @@ def login() -> Page:
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Page:
+    """The sign-up form; creates the account and signs it in."""
     form = RegisterForm()
     if not form.validate_on_submit():
         return render_template("auth/register.html", form=form)
@@ -92,6 +94,7 @@ def register() -> Page:
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> str | Response:
+    """Sign out (POST); a GET only shows the confirmation button."""
     # Signing out changes state, so it takes a POST with a CSRF token; a plain
     # GET (a link, or a cross-site image) only shows the confirmation button.
     if request.method == "GET":

@@ -30,8 +30,9 @@ from flask_login import login_url, login_user
 from werkzeug.wrappers import Response
 
 from blueprints.auth.safe_next import is_local_path
+from blueprints.db_session import read_session
 from blueprints.extensions import login_manager
-from blueprints.session import read_session
+from core import accounts
 from core.models import User
 
 _SESSION_ID = re.compile(r"([0-9]{1,18}):([0-9]{1,18})")
@@ -43,7 +44,7 @@ def load_user(session_id: str) -> User | None:
     match = _SESSION_ID.fullmatch(session_id)
     if match is None:
         return None
-    user = read_session().get(User, int(match.group(1)))
+    user = accounts.find_user_by_id(read_session(), int(match.group(1)))
     if user is None or not user.is_active:
         return None
     return user if user.session_generation == int(match.group(2)) else None

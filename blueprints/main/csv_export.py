@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from core import usage
 from core.db import Database
-from core.errors import DomainError
+from core.enums import UsageStatus
+from core.errors import ValidationError
 from core.pricing import format_credits
 
 HEADER = (
@@ -44,7 +45,7 @@ HEADER = (
 )
 
 
-class ExportTooLarge(DomainError):
+class ExportTooLarge(ValidationError):
     """Raised when more events match an export than ``CSV_EXPORT_MAX_ROWS``."""
 
 
@@ -105,7 +106,9 @@ def _lines(session: Session, user_id: int, filters: usage.Filters) -> Iterator[s
                     _safe(event.model_name),
                     event.input_tokens,
                     event.output_tokens,
-                    format_credits(event.cost_ucr or 0) if event.status == "charged" else "0",
+                    format_credits(event.cost_ucr or 0)
+                    if event.status == UsageStatus.CHARGED
+                    else "0",
                     event.status,
                     _safe(event.reason),
                     _safe(event.conversation_id),

@@ -1,26 +1,23 @@
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, ValidationError
+from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from blueprints.auth.forms import new_password_field, repeat_field
-from core.pricing import AmountError, parse_credits
+from blueprints.form_rules import parsed_amount
+from core.pricing import parse_credits
 
 
 class ThresholdForm(FlaskForm):
     threshold = StringField(
         "Alert me when my balance is below (credits)",
         description="Leave empty to use the default.",
-        validators=[Length(max=40)],
+        validators=[Length(max=40), parsed_amount(parse_credits)],
     )
 
-    def validate_threshold(self, field: StringField) -> None:
-        if field.data and field.data.strip():
-            try:
-                self.threshold_ucr = parse_credits(field.data)
-            except AmountError as exc:
-                raise ValidationError(str(exc)) from None
-        else:
-            self.threshold_ucr = None
+    @property
+    def threshold_ucr(self) -> int | None:
+        """The threshold in µcr, or None (blank) for the default."""
+        return self.threshold.parsed
 
 
 class PasswordForm(FlaskForm):

@@ -1,3 +1,12 @@
+"""The signed-in user's pages: dashboard, live balance, usage history and export.
+
+Each view parses its arguments, makes its core calls on the request's read
+session and renders. The balance is looked up once per request
+(``current_balance``) and shared by the header badge, the low-balance alert
+and the dashboard figure; ``/dashboard/balance`` re-renders all three for
+the htmx poll.
+"""
+
 from flask import (
     Response,
     current_app,
@@ -12,12 +21,12 @@ from flask_login import current_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from blueprints.access import login_required
-from blueprints.extensions import database, prices
+from blueprints.db_session import price_book, read_session
+from blueprints.extensions import database
 from blueprints.main import bp
 from blueprints.main.csv_export import ExportTooLarge, open_usage_export
-from blueprints.main.filters import parse_cursor, parse_filters
-from blueprints.session import read_session
-from core import notifications, usage
+from blueprints.query_args import parse_cursor, parse_filters
+from core import charts, notifications, usage
 from core.balances import BalanceView, balance_view
 from core.clock import utcnow
 
@@ -27,13 +36,14 @@ def current_balance() -> BalanceView | None:
     if not current_user.is_authenticated:
         return None
     if "balance" not in g:
-        settings = prices().get(read_session()).settings
+        settings = price_book().settings
         g.balance = balance_view(read_session(), settings, user_id=current_user.id)
     return g.balance
 
 
 @bp.app_context_processor
 def inject_balance() -> dict[str, object]:
+    """The signed-in user's balance and poll interval, for every template."""
     return {
         "balance": current_balance(),
         "balance_poll_seconds": current_app.config["BALANCE_POLL_SECONDS"],
@@ -42,6 +52,7 @@ def inject_balance() -> dict[str, object]:
 
 @bp.get("/")
 def index() -> BaseResponse:
+    """The dashboard when signed in, else the sign-in page."""
     if current_user.is_authenticated:
         return redirect(url_for("main.dashboard"))
     return redirect(url_for("auth.login"))
@@ -50,11 +61,14 @@ def index() -> BaseResponse:
 @bp.get("/dashboard")
 @login_required
 def dashboard() -> str:
+    """Balance, usage totals and chart, notifications, recent usage."""
     session = read_session()
+    summary = usage.summary(session, current_user.id, utcnow().date())
     return render_template(
         "main/dashboard.html",
-        summary=usage.summary(session, current_user.id, utcnow().date()),
-        recent=usage.history_page(session, current_user.id, usage.Filters(), None, 10)[0],
+        summary=summary,
+        usage_chart=charts.user_credits_per_day(summary),
+        recent=usage.recent_events(session, current_user.id),
         notifications=notifications.recent(session, current_user.id),
     )
 
@@ -62,13 +76,14 @@ def dashboard() -> str:
 @bp.get("/dashboard/balance")
 @login_required
 def balance_partial() -> str:
-    # The badge, plus the alert and the dashboard figure out-of-band.
+    """htmx poll: the balance badge, plus the alert and figure out of band."""
     return render_template("main/_balance.html", oob=True)
 
 
 @bp.get("/usage")
 @login_required
 def usage_history() -> tuple[str, int]:
+    """The user's usage, filtered by dates and model, a page at a time."""
     filters, errors = parse_filters(request.args)
     return _usage_page(filters, errors)
 
@@ -91,6 +106,7 @@ def _usage_page(filters: usage.Filters, errors: list[str]) -> tuple[str, int]:
 @bp.get("/usage.csv")
 @login_required
 def usage_export() -> Response | tuple[str, int]:
+    """The filtered usage history as a streamed CSV download."""
     filters, _ = parse_filters(request.args)
     try:
         # Its own session: the response streams after this request's teardown.

@@ -27,12 +27,14 @@ def _render(threshold_form: ThresholdForm, password_form: PasswordForm, status: 
 @bp.get("/settings")
 @login_required
 def settings() -> tuple[str, int]:
+    """The user's settings page: low-balance alert and password forms."""
     return _render(ThresholdForm(), PasswordForm())
 
 
 @bp.post("/settings/threshold")
 @login_required
 def save_threshold() -> Response | tuple[str, int]:
+    """Save the user's low-balance alert threshold."""
     form = ThresholdForm()
     if not form.validate_on_submit():
         return _render(form, PasswordForm(formdata=None), 400)
@@ -45,6 +47,7 @@ def save_threshold() -> Response | tuple[str, int]:
 @bp.post("/settings/password")
 @login_required
 def change_password() -> Response | tuple[str, int]:
+    """Change the password; ends the user's other sessions."""
     form = PasswordForm()
     status = 400
     if form.validate_on_submit():

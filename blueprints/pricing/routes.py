@@ -1,19 +1,27 @@
+"""Top-ups: the options at the current rate, Stripe Checkout, and the return pages.
+
+Which amounts may be bought, and the credits they buy, are the domain's
+(``core.topups``, ``core.payments``). The success page asks Stripe and
+credits the top-up if it is paid (shown only to its buyer); if Stripe cannot
+say, the webhook credits it later. Either way it is credited once.
+"""
+
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from blueprints.access import login_required
+from blueprints.db_session import price_book
 from blueprints.extensions import database, prices, stripe_gateway
 from blueprints.pricing import bp
 from blueprints.pricing.forms import CheckoutForm
-from blueprints.session import read_session
 from core import payments, topups
 from core.errors import DomainError
 from core.stripe_gateway import PaymentProviderError
 
 
 def _render_pricing(status: int = 200) -> tuple[str, int]:
-    book = prices().get(read_session())
+    book = price_book()
     html = render_template(
         "pricing/pricing.html",
         options=topups.options(book),
@@ -26,12 +34,14 @@ def _render_pricing(status: int = 200) -> tuple[str, int]:
 @bp.get("")
 @login_required
 def index() -> tuple[str, int]:
+    """The top-up options and their credits at the current rate."""
     return _render_pricing()
 
 
 @bp.post("/checkout")
 @login_required
 def checkout() -> Response | tuple[str, int]:
+    """Start a Stripe Checkout for one of the offered amounts."""
     form = CheckoutForm()
     if not form.validate_on_submit():
         flash("Choose one of the top-up amounts offered.", "error")
@@ -58,6 +68,7 @@ def checkout() -> Response | tuple[str, int]:
 @bp.get("/success")
 @login_required
 def success() -> str:
+    """Back from Stripe: credit the top-up if paid, and say so."""
     session_id = request.args.get("session_id", "")
     if not session_id.startswith("cs_") or len(session_id) > 255:
         abort(404)
@@ -81,4 +92,5 @@ def success() -> str:
 @bp.get("/cancel")
 @login_required
 def cancel() -> str:
+    """Back from Stripe without paying."""
     return render_template("pricing/cancel.html")

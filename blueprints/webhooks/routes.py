@@ -11,7 +11,7 @@ import stripe
 from flask import current_app, jsonify, request
 from werkzeug.wrappers import Response
 
-from blueprints.errors import api_error
+from blueprints.errors import error_response
 from blueprints.extensions import database, stripe_gateway
 from blueprints.webhooks import bp
 from core import stripe_events
@@ -20,9 +20,10 @@ from core.errors import DomainError
 
 @bp.post("/stripe")
 def stripe_webhook() -> Response:
+    """A signed Stripe event, applied once (any order, any repeat)."""
     secret = current_app.config["STRIPE_WEBHOOK_SECRET"]
     if not secret:
-        return api_error(400, "Stripe webhooks are not configured.")
+        return error_response("invalid_request", "Stripe webhooks are not configured.")
     payload = request.get_data(cache=False)  # the exact bytes Stripe signed
     try:
         event = stripe.Webhook.construct_event(
@@ -30,11 +31,13 @@ def stripe_webhook() -> Response:
         )
     except (ValueError, stripe.SignatureVerificationError):
         # Bad JSON, or a missing, wrong or stale (> 5 min) signature.
-        return api_error(400, "Invalid Stripe signature or payload.")
+        return error_response("invalid_request", "Invalid Stripe signature or payload.")
     try:
         outcome = stripe_events.handle_event(database(), stripe_gateway(), event.to_dict())
     except DomainError as exc:
         current_app.logger.error("stripe event %s %s not applied: %r", event.id, event.type, exc)
-        return api_error(503, "The event could not be applied now; send it again later.")
+        return error_response(
+            "unavailable", "The event could not be applied now; send it again later."
+        )
     current_app.logger.info("stripe event %s %s: %s", event.id, event.type, outcome)
     return jsonify({"received": True, "outcome": outcome})

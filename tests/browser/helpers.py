@@ -1,12 +1,17 @@
-"""Small helpers for browser tests: sign in through the real page, call the API."""
+"""Small helpers for browser tests: sign in through the real page, call the API,
+save a screenshot."""
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:
@@ -30,3 +35,13 @@ def post_usage(base_url: str, key: str, **event: Any) -> tuple[int, dict[str, An
             return response.status, json.load(response)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Into test-artifacts/, and into docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
+    folders = [ROOT / "test-artifacts"]
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        folders.append(ROOT / "docs" / "screenshots")
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)

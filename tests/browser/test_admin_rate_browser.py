@@ -3,9 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from core import accounts
-from tests.browser.helpers import sign_in
-from tests.browser.test_topup_browser import _screenshot
+from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import Billing
 
 pytestmark = pytest.mark.browser
@@ -14,10 +12,8 @@ pytestmark = pytest.mark.browser
 def test_rate_change_with_live_preview(page, live_server) -> None:
     billing = Billing(live_server.app)
     billing.set_price("gpt-4o", 2_500_000, 10_000_000)
-    billing.user("boss@example.com", 0)
+    billing.user("boss@example.com", 0, role="admin")
     billing.user("alice@example.com", 12_345_678_900)
-    with billing.db.write() as s:
-        accounts.set_role(s, "boss@example.com", "admin")
     sign_in(page, "boss@example.com")
 
     page.goto("/admin/rate")
@@ -37,7 +33,7 @@ def test_rate_change_with_live_preview(page, live_server) -> None:
     rate_input.fill("")
     rate_input.press_sequentially("12500", delay=20)
     expect(preview).to_contain_text("10,000 → 12,500")
-    _screenshot(page, "admin-rate")
+    screenshot(page, "admin-rate")
 
     page.get_by_label("Reason").fill("Supplier prices went up")
     page.get_by_role("button", name="Change rate").click()

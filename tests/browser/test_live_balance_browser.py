@@ -4,11 +4,11 @@ import pytest
 from playwright.sync_api import expect
 
 from core import audit, ledger
+from core.pricing import MICRO as CR
 from tests.browser.helpers import post_usage, sign_in
 from tests.conftest import Billing
 
 pytestmark = pytest.mark.browser
-CR = 1_000_000
 
 
 def test_balance_and_low_alert_change_live(page, live_server) -> None:

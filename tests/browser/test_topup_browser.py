@@ -3,31 +3,18 @@ Checkout Session, reported by webhook, changes the open dashboard live."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from core.pricing import MICRO as CR
 from tests.browser.conftest import watch_csp
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import Billing, LiveServer, make_test_app
 from tests.stripe_fake import WEBHOOK_SECRET, FakeStripe, session_event, signed
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
-CR = 1_000_000
-
-
-def _screenshot(page, name: str) -> None:
-    """Into test-artifacts/, and into docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
-    folders = [ROOT / "test-artifacts"]
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        folders.append(ROOT / "docs" / "screenshots")
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture
@@ -82,7 +69,7 @@ def test_pricing_checkout_and_live_credit(shop_page, shop_server) -> None:
         card = page.locator(f'.topup-option[data-amount="{usd}"]')
         expect(card.locator(".amount")).to_have_text(credits)
         expect(card.get_by_role("button", name=f"Buy ${usd}")).to_be_enabled()
-    _screenshot(page, "pricing")
+    screenshot(page, "pricing")
 
     # Buying goes to Stripe Checkout (answered here instead of the internet).
     page.route(
@@ -111,4 +98,4 @@ def test_pricing_checkout_and_live_credit(shop_page, shop_server) -> None:
     expect(page.locator("#dashboard-balance .amount")).to_have_text("251,081.50", timeout=10_000)
     expect(alert).not_to_contain_text("balance is low")
     assert page.evaluate("window.__noReload") is True
-    _screenshot(page, "dashboard")
+    screenshot(page, "dashboard")

@@ -1,4 +1,11 @@
-"""Query-string filters of the usage pages, parsed at the edge."""
+"""Query-string arguments of list pages, parsed at the edge.
+
+``parse_filters`` reads the usage pages' date and model filters;
+``parse_cursor`` reads the ``?before=`` keyset cursor that the usage, audit
+and payment-anomaly pages share. Bad values are reported or ignored here,
+so core functions only ever see typed, bounded values. (Not ``filters.py``:
+that reads as Jinja template filters, which live in ``template_filters``.)
+"""
 
 from __future__ import annotations
 
@@ -32,5 +39,6 @@ def parse_filters(args: MultiDict[str, str]) -> tuple[Filters, list[str]]:
 
 
 def parse_cursor(args: MultiDict[str, str]) -> int | None:
+    """The ``before`` id of a keyset page, or None (the first page) if absent or bad."""
     raw = args.get("before", "")
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
