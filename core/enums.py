@@ -49,6 +49,15 @@ class UsageStatus(StrEnum):
 CHARGED_STATUSES = (UsageStatus.CHARGED, UsageStatus.ESTIMATED)
 
 
+class HoldStatus(StrEnum):
+    """Where a hold is in its life (``core.holds``); it leaves ``active`` once."""
+
+    ACTIVE = "active"
+    SETTLED = "settled"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
 class TopUpStatus(StrEnum):
     """A card top-up's state; it only moves forward (``core.payments.advance``)."""
 

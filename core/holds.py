@@ -26,7 +26,7 @@ A hold may go through a user's key (``user_api_keys``): the key's
 ``reserved_ucr`` and ``spent_ucr`` move in the same transactions, and a key
 with a limit refuses a hold that would take ``spent + reserved`` past it.
 
-Invariants (``check_holds`` and ``flask check-ledger``):
+Invariants (``core.hold_checks`` and ``flask check-ledger``):
 
 1. For every wallet, ``reserved_ucr`` = the sum of its active holds; for every
    key, ``reserved_ucr`` = the sum of its active holds and ``spent_ucr`` = the
@@ -59,23 +59,19 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
+from core.enums import HoldStatus, UsageStatus
 from core.errors import DomainError, InsufficientCredits
-from core.ledger import BalanceChange, UsageEntry, post_usage_entries, set_balances
+from core.ledger import (
+    BalanceChange,
+    UsageEntry,
+    post_usage_entries,
+    set_balances,
+)
 from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor
 from core.usage_debits import add_to_rollups
-
-
-class HoldStatus(StrEnum):
-    """Where a hold is in its life; it leaves ``active`` once."""
-
-    ACTIVE = "active"
-    SETTLED = "settled"
-    RELEASED = "released"
-    EXPIRED = "expired"
 
 
 class KeyLimitReached(DomainError):
@@ -315,7 +311,7 @@ def settle(
                 "input_tokens": input_tokens,
                 "output_tokens": output_tokens,
                 "cost_ucr": charge,
-                "status": "estimated" if estimated else "charged",
+                "status": UsageStatus.ESTIMATED if estimated else UsageStatus.CHARGED,
                 "reason_code": None,
                 "reason": None,
                 "credits_per_usd": snap.credits_per_usd,

@@ -25,6 +25,10 @@ order and reports every ``LedgerProblem`` found:
       ``reconcile`` posts only the difference to these, so a part out of
       step would be posted wrongly next time.
 
+6. ``check_holds`` (``core.hold_checks``): the holds of ``core.holds``:
+   reserved credits equal active holds, per wallet and per key; a key's spent
+   credits equal its settled charges; one usage event per settled hold.
+
 Top-ups are few next to usage events; 5 reads each top-up once, with its sums
 grouped in the database. Sums of amounts are exact (``core.bounds``), so a
 corrupt huge value is reported, not an overflow raised.
@@ -40,7 +44,8 @@ from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from core.bounds import exact_sum
-from core.enums import LedgerKind, UsageStatus
+from core.enums import CHARGED_STATUSES, LedgerKind
+from core.hold_checks import check_holds
 from core.ledger import LedgerProblem
 from core.models import (
     LedgerEntry,
@@ -94,7 +99,7 @@ def check_rollups(session: Session) -> list[LedgerProblem]:
             UsageEvent.model_id,
             literal(1).label("events"),
             UsageEvent.cost_ucr.label("cost"),
-        ).where(UsageEvent.status == UsageStatus.CHARGED),
+        ).where(UsageEvent.status.in_(CHARGED_STATUSES)),
         select(
             UsageDaily.user_id,
             func.date(UsageDaily.day).label("day"),
@@ -127,7 +132,7 @@ def check_rollups(session: Session) -> list[LedgerProblem]:
 def check_usage_entries(session: Session) -> list[LedgerProblem]:
     """Invariant 2: the ``usage`` ledger entries add up to the charged events' costs."""
     usage_ledger = -exact_sum(session, LedgerEntry.amount_ucr, LedgerEntry.kind == LedgerKind.USAGE)
-    usage_events = exact_sum(session, UsageEvent.cost_ucr, UsageEvent.status == UsageStatus.CHARGED)
+    usage_events = exact_sum(session, UsageEvent.cost_ucr, UsageEvent.status.in_(CHARGED_STATUSES))
     if usage_ledger == usage_events:
         return []
     return [LedgerProblem("usage ledger != charged events", "all", usage_events, usage_ledger)]
@@ -217,4 +222,5 @@ CHECKS: tuple[Callable[[Session], list[LedgerProblem]], ...] = (
     check_rollups,
     check_usage_entries,
     check_topups,
+    check_holds,
 )

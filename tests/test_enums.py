@@ -26,19 +26,28 @@ VERSIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
 
 
 def migrations_check_constraints() -> dict[str, str]:
-    """Name -> SQL text of every ``sa.CheckConstraint`` the migrations create."""
+    """Name -> SQL text of every CHECK constraint the migrations' upgrades leave:
+    ``sa.CheckConstraint`` in new tables and ``create_check_constraint`` (a
+    later revision replacing one), in revision order."""
     found: dict[str, str] = {}
     for path in sorted(VERSIONS.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "CheckConstraint"
-            ):
+        upgrades = [
+            node
+            for node in ast.parse(path.read_text()).body
+            if isinstance(node, ast.FunctionDef) and node.name == "upgrade"
+        ]
+        for node in (n for upgrade in upgrades for n in ast.walk(upgrade)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
-            [name] = [k.value for k in node.keywords if k.arg == "name"]
+            if node.func.attr == "CheckConstraint":
+                [name] = [k.value for k in node.keywords if k.arg == "name"]
+                sql = node.args[0]
+            elif node.func.attr == "create_check_constraint":
+                name, sql = node.args[0], node.args[1]
+            else:
+                continue
             assert isinstance(name, ast.Call)  # op.f("ck_<table>_<name>")
-            found[ast.literal_eval(name.args[0])] = ast.literal_eval(node.args[0])
+            found[ast.literal_eval(name.args[0])] = ast.literal_eval(sql)
     return found
 
 
@@ -59,7 +68,8 @@ def test_models_check_constraints_are_the_migrations_text() -> None:
     assert models["ck_ledger_entries_kind"] == (
         "kind IN ('topup', 'usage', 'refund', 'dispute', 'adjustment', 'reversal')"
     )
-    assert models["ck_usage_events_status"] == "status IN ('charged', 'rejected')"
+    assert models["ck_usage_events_status"] == "status IN ('charged', 'rejected', 'estimated')"
+    assert models["ck_holds_status"] == "status IN ('active', 'settled', 'released', 'expired')"
     assert models["ck_topups_status"] == "status IN ('pending', 'failed', 'expired', 'paid')"
 
 

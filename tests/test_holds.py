@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from core import audit, holds, user_keys
 from core.accounts import find_user
@@ -223,3 +223,36 @@ def test_concurrent_holds_never_reserve_more_than_is_available(billing: Billing)
     balance, reserved = wallet(billing, "kim@example.com")
     assert (balance, reserved) == (k * 4_500_000, k * 4_500_000)
     assert billing.problems() == []
+
+
+def test_an_estimated_settle_is_a_charge_everywhere(billing: Billing) -> None:
+    billing.user("kim@example.com", 10 * CR)
+    hold = take(billing, request_for(billing, "kim@example.com"))
+    with billing.db.raw_write() as cur:
+        settled = holds.settle(cur, hold, 100, 50, utcnow(), estimated=True)
+    with billing.db.read_session() as s:
+        event = s.scalar(select(UsageEvent).where(UsageEvent.hold_id == hold.id))
+    assert event.status == "estimated" and event.cost_ucr == settled.charged_ucr == 450_000
+    assert billing.problems() == []  # rollups and usage entries count it
+
+
+def test_check_ledger_sees_broken_hold_bookkeeping(billing: Billing) -> None:
+    kim = billing.user("kim@example.com", 10 * CR)
+    with billing.db.write() as s:
+        key, _ = user_keys.create(s, audit.CLI, kim.id, "ci")
+        key_id = key.id
+    first = take(billing, request_for(billing, "kim@example.com", key_id=key_id))
+    with billing.db.raw_write() as cur:
+        holds.settle(cur, first, 100, 50, utcnow())
+    take(billing, request_for(billing, "kim@example.com", key_id=key_id))
+    assert billing.problems() == []
+    with billing.db.write() as s:
+        s.execute(text("UPDATE user_api_keys SET reserved_ucr = 0, spent_ucr = 1"))
+        s.execute(text("UPDATE wallets SET reserved_ucr = 0"))
+        s.execute(text("UPDATE holds SET status = 'released' WHERE id = :id"), {"id": first.id})
+    assert sorted(p.what for p in billing.problems()) == [
+        "key reserved != active holds",
+        "key spent != settled charges",
+        "reserved != active holds",
+        "usage events of a hold",
+    ]

@@ -177,6 +177,7 @@ def test_each_invariant_has_its_own_check_and_check_ledger_runs_them_all(
     with billing.db.write() as s:
         s.execute(text("UPDATE wallets SET balance_ucr = balance_ucr + 1"))
         s.execute(text("UPDATE usage_daily SET events = events + 1"))
+        s.execute(text("UPDATE wallets SET reserved_ucr = reserved_ucr + 1"))
     with billing.db.read_session() as s:
         found = {check.__name__: check(s) for check in ledger_checks.CHECKS}
         everything = ledger.check_ledger(s)
@@ -185,6 +186,7 @@ def test_each_invariant_has_its_own_check_and_check_ledger_runs_them_all(
         "check_rollups": ["usage_daily != charged events"],
         "check_usage_entries": [],
         "check_topups": [],
+        "check_holds": ["reserved != active holds"],
     }
     assert everything == [p for problems in found.values() for p in problems]
     for check in (

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from core import usage
 from core.db import Database
-from core.enums import UsageStatus
+from core.enums import CHARGED_STATUSES
 from core.errors import ValidationError
 from core.pricing import format_credits
 
@@ -107,7 +107,7 @@ def _lines(session: Session, user_id: int, filters: usage.Filters) -> Iterator[s
                     event.input_tokens,
                     event.output_tokens,
                     format_credits(event.cost_ucr or 0)
-                    if event.status == UsageStatus.CHARGED
+                    if event.status in CHARGED_STATUSES
                     else "0",
                     event.status,
                     _safe(event.reason),

@@ -23,9 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.clock import utcnow
+from core.enums import HoldStatus
 from core.models import Base, BigId
-
-HOLD_STATUSES = ("active", "settled", "released", "expired")
 
 
 class Upstream(Base):
@@ -144,7 +143,7 @@ class Hold(Base):
     price_version_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("model_price_history.id"), default=None
     )
-    status: Mapped[str] = mapped_column(String(10), default="active")
+    status: Mapped[str] = mapped_column(String(10), default=HoldStatus.ACTIVE)
     charged_ucr: Mapped[int | None] = mapped_column(BigInteger, default=None)
     shortfall_ucr: Mapped[int] = mapped_column(BigInteger, default=0)
     reason_code: Mapped[str | None] = mapped_column(String(40), default=None)
