@@ -15,10 +15,12 @@ Invariants (checked by ``check_ledger`` and ``flask check-ledger``):
 2. A usage event is charged at most once: ``usage_events`` is UNIQUE on
    (integration key, event id) and ledger entries are UNIQUE on
    (kind, reference), with ``reference = 'usage:<event pk>'``.
-3. A usage debit never takes a balance below ``-overdraft_limit``: the
-   wallet is read under the write lock and written with a compare-and-set
-   (``core.usage_debits``), and an event that would overdraw is stored as
-   rejected instead. Only refunds and disputes may push a balance further down.
+3. A usage debit never takes the available credits (balance − reserved,
+   ``core.holds``) below ``-overdraft_limit``: the wallet is read under the
+   write lock and written with a compare-and-set (``core.usage_debits``), and
+   an event that would overdraw is stored as rejected instead. A settled
+   hold charges at most what it reserved. Only refunds and disputes may push
+   a balance further down.
 4. ``usage_daily`` equals the per (user, day, model) sums of charged events.
 5. Card top-ups: each top-up's entries add up to what its recorded state
    implies, part by part.
@@ -118,8 +120,10 @@ def post_entry(
     In the caller's transaction. Idempotent when ``reference`` is given: a
     second posting of the same (kind, reference) changes nothing and returns
     the first one marked duplicate. With ``floor_ucr``, the posting happens
-    only if the new balance stays >= the floor; with ``ceiling_ucr``, only if
-    it stays <= the ceiling; otherwise returns None. (The ceiling is compared
+    only if the new *available* credits (balance − reserved, ``core.holds``)
+    stay >= the floor, so a debit cannot spend what running calls reserved;
+    with ``ceiling_ucr``, only if the balance stays <= the ceiling; otherwise
+    returns None. (The ceiling is compared
     as ``balance <= ceiling - amount``, computed in Python: no SQL arithmetic
     near 64 bits.)
     """
@@ -135,7 +139,7 @@ def post_entry(
             return Posting(existing.id, existing.balance_after_ucr, duplicate=True)
     stmt = update(Wallet).where(Wallet.id == wallet_id)
     if floor_ucr is not None:
-        stmt = stmt.where(Wallet.balance_ucr + amount_ucr >= floor_ucr)
+        stmt = stmt.where(Wallet.balance_ucr - Wallet.reserved_ucr + amount_ucr >= floor_ucr)
     if ceiling_ucr is not None:
         stmt = stmt.where(Wallet.balance_ucr <= ceiling_ucr - amount_ucr)
     balance = session.execute(
@@ -281,9 +285,12 @@ def adjust(
             field="amount",
         )
     if posting is None:
+        wallet = user.wallet
         raise InsufficientCredits(
-            f"Removing {format_credits(-amount_ucr)} credits would take "
-            f"{user.email} below zero (balance {format_credits(user.wallet.balance_ucr)})."
+            f"Removing {format_credits(-amount_ucr)} credits would take {user.email}'s "
+            "available credits below zero (balance "
+            f"{format_credits(wallet.balance_ucr)}, reserved by running calls "
+            f"{format_credits(wallet.reserved_ucr)})."
         )
     audit.record(
         session,

@@ -16,7 +16,8 @@ One transaction per request
    (in id order, so two batches cannot deadlock).
 4. In Python, in request order: price each event with the exact integer
    formula, apply the checks (user, model, caps) and debit the balance we hold
-   unless it would go below ``-overdraft_limit``. An event repeated inside the
+   unless the available credits (balance − what running calls reserved,
+   ``core.holds``) would go below ``-overdraft_limit``. An event repeated inside the
    request replays its first occurrence.
 5. Write: the new balances (``core.ledger.set_balances``: a compare-and-set
    on the balance read in 3, so a lost lock would fail loudly instead of
@@ -145,6 +146,7 @@ class _Account:
     is_disabled: bool
     wallet_id: int
     balance_ucr: int
+    reserved_ucr: int  # held for running calls (core.holds): not spendable here
 
 
 # --- entry points ---------------------------------------------------------------
@@ -228,13 +230,14 @@ def _lock_accounts(cur: RawCursor, emails: list[str]) -> dict[str, _Account]:
     where, params = cur.is_one_of("u.email", "email", emails)
     lock = "" if cur.is_sqlite else " FOR UPDATE OF w"
     rows = cur.execute(
-        "SELECT u.email, u.id, u.is_disabled, w.id, w.balance_ucr"
+        "SELECT u.email, u.id, u.is_disabled, w.id, w.balance_ucr, w.reserved_ucr"
         " FROM users u JOIN wallets w ON w.user_id = u.id"
         f" WHERE {where} ORDER BY w.id{lock}",
         params,
     ).fetchall()
     return {
-        email: _Account(uid, bool(disabled), wid, bal) for email, uid, disabled, wid, bal in rows
+        email: _Account(uid, bool(disabled), wid, bal, reserved)
+        for email, uid, disabled, wid, bal, reserved in rows
     }
 
 
@@ -332,7 +335,7 @@ class _Writes:
             assert cost is not None
             assert model is not None
             held = self.balances[account.wallet_id]
-            if held - cost >= -book.settings.overdraft_limit_ucr:
+            if held - account.reserved_ucr - cost >= -book.settings.overdraft_limit_ucr:
                 balance = held - cost
                 self.balances[account.wallet_id] = balance
                 self._charged(report, account, model, cost)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from core import audit, holds, user_keys
+from core import audit, holds, ledger, user_keys
 from core.accounts import find_user
 from core.clock import utcnow
 from core.errors import InsufficientCredits
@@ -256,3 +256,21 @@ def test_check_ledger_sees_broken_hold_bookkeeping(billing: Billing) -> None:
         "reserved != active holds",
         "usage events of a hold",
     ]
+
+
+def test_reported_usage_and_admin_debits_cannot_spend_reserved_credits(billing: Billing) -> None:
+    billing.user("kim@example.com", 10 * CR)
+    take(billing, request_for(billing, "kim@example.com"))  # 4.5 of 10 reserved
+    assert billing.debit("e1", "kim@example.com").status == "charged"  # 4.5 of 5.5 available
+    assert billing.debit("e2", "kim@example.com", 400, 0).status == "charged"  # 0.6 of 1
+    with pytest.raises(
+        InsufficientCredits
+    ):  # the balance (4.9) would cover 4.5; available (0.4) not
+        billing.debit("e3", "kim@example.com")
+    assert wallet(billing, "kim@example.com") == (10 * CR - 5_100_000, 4_500_000)
+    with pytest.raises(InsufficientCredits), billing.db.write() as s:
+        ledger.adjust(s, audit.CLI, "kim@example.com", -CR, "claw back")
+    with billing.db.write() as s:
+        ledger.adjust(s, audit.CLI, "kim@example.com", -400_000, "claw back the rest")
+    assert wallet(billing, "kim@example.com") == (4_500_000, 4_500_000)
+    assert billing.problems() == []
