@@ -11,8 +11,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from core import config as cfg
 from core.analytics import ClosedDays
 from core.db import Database
+from core.gateway.service import Gateway, GatewaySettings
+from core.gateway.upstream_client import Timeouts, UpstreamClient
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
+from core.secret_box import SecretBox, load_or_create_encryption_key
 from core.stripe_gateway import StripeGateway
 
 
@@ -41,6 +44,8 @@ def create_app(
         http_client=app.config["STRIPE_HTTP_CLIENT"],
     )
 
+    app.extensions["creditline.gateway"] = _gateway(app)
+
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
@@ -68,6 +73,27 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
         if app.config[key] is None:
             app.config[key] = https
+
+
+def _gateway(app: Flask) -> Gateway:
+    """The metering gateway: its secrets key, a pooled upstream client, its settings."""
+    c = app.config
+    if c["GATEWAY_ABORT_POLICY"] not in ("drain", "cancel"):
+        raise ValueError("GATEWAY_ABORT_POLICY must be 'drain' or 'cancel'")
+    box = SecretBox(c["ENCRYPTION_KEY"] or load_or_create_encryption_key(app.instance_path))
+    client = UpstreamClient(
+        Timeouts(connect=c["GATEWAY_CONNECT_TIMEOUT"], first_byte=c["GATEWAY_FIRST_BYTE_TIMEOUT"])
+    )
+    settings = GatewaySettings(
+        abort_policy=c["GATEWAY_ABORT_POLICY"],
+        drain_seconds=c["GATEWAY_DRAIN_SECONDS"],
+        stream_max_seconds=c["GATEWAY_STREAM_MAX_SECONDS"],
+        max_concurrent_per_user=c["GATEWAY_MAX_CONCURRENT_PER_USER"],
+        ping_seconds=c["GATEWAY_PING_SECONDS"],
+    )
+    return Gateway(
+        app.extensions["creditline.db"], app.extensions["creditline.prices"], box, client, settings
+    )
 
 
 def _init_extensions(app: Flask) -> None:
@@ -100,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.auth import bp as auth_bp
     from blueprints.commands import register_commands
     from blueprints.extensions import csrf
+    from blueprints.gateway import bp as gateway_bp
     from blueprints.main import bp as main_bp
     from blueprints.pricing import bp as pricing_bp
     from blueprints.webhooks import bp as webhooks_bp
@@ -111,6 +138,9 @@ def _register_blueprints(app: Flask) -> None:
     # The API authenticates with bearer keys, not cookies: CSRF does not apply.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
+    # The gateway too: users' own bearer keys.
+    csrf.exempt(gateway_bp)
+    app.register_blueprint(gateway_bp)
     # Stripe signs its webhooks; there is no browser session to protect.
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)

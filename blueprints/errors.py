@@ -53,8 +53,13 @@ ERROR_STATUS: dict[str, int] = {
     "unknown_user": 422,
     "user_disabled": 422,
     "rejected": 422,  # a usage event stored as rejected for a reason without its own code
+    "key_limit_reached": 403,  # the gateway: a user key's credit limit
+    "request_too_large": 413,
     "rate_limited": 429,
+    "concurrency_limited": 429,
     "error": 500,  # an HTTP status that has no code of its own
+    "upstream_error": 502,
+    "upstream_timeout": 504,
     "payment_provider_error": 502,
     "payments_not_configured": 503,
     "busy": 503,
@@ -144,8 +149,9 @@ def _respond(error: dict[str, Any], status: int) -> Response:
 
 
 def is_api_path(path: str) -> bool:
-    """The JSON API's URLs: JSON errors, bearer keys, no cookie session."""
-    return path.startswith("/api/")
+    """The JSON APIs' URLs (``/api/`` and the gateway's ``/v1/``): JSON errors,
+    bearer keys, no cookie session."""
+    return path.startswith(("/api/", "/v1/"))
 
 
 def _handle_http(exc: HTTPException) -> Response | tuple[str, int]:

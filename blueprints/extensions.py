@@ -6,6 +6,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from core.analytics import ClosedDays
 from core.db import Database
+from core.gateway.service import Gateway
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
 from core.stripe_gateway import StripeGateway
@@ -34,3 +35,8 @@ def prices() -> PriceBookCache:
 
 def stripe_gateway() -> StripeGateway:
     return current_app.extensions["creditline.stripe"]
+
+
+def gateway() -> Gateway:
+    """This app's metering gateway (``core.gateway.service``)."""
+    return current_app.extensions["creditline.gateway"]

@@ -47,6 +47,17 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "BALANCE_POLL_SECONDS": 5,  # how often open pages refresh the balance
     "CSV_EXPORT_MAX_ROWS": 1_000_000,  # a larger usage export is refused: narrow the dates
+    # The metering gateway (/v1).
+    "ENCRYPTION_KEY": None,  # Fernet key(s) for stored secrets; None -> instance/encryption_key
+    "GATEWAY_ABORT_POLICY": "drain",  # client gone mid-stream: "drain" or "cancel"
+    "GATEWAY_DRAIN_SECONDS": 120,
+    "GATEWAY_STREAM_MAX_SECONDS": 600,
+    "GATEWAY_MAX_BODY_BYTES": 20 * 1024 * 1024,
+    "GATEWAY_MAX_CONCURRENT_PER_USER": 8,
+    "GATEWAY_RATE_LIMIT": "600/minute",  # per user key
+    "GATEWAY_PING_SECONDS": 15,  # SSE comment while the upstream is silent
+    "GATEWAY_CONNECT_TIMEOUT": 10,
+    "GATEWAY_FIRST_BYTE_TIMEOUT": 300,
 }
 
 # Variables read from the environment, with the type to coerce them to.
@@ -66,6 +77,14 @@ ENV_KEYS: dict[str, type] = {
     "PREFERRED_URL_SCHEME": str,
     "TRUSTED_PROXIES": int,
     "CSV_EXPORT_MAX_ROWS": int,
+    "ENCRYPTION_KEY": str,
+    "GATEWAY_ABORT_POLICY": str,
+    "GATEWAY_DRAIN_SECONDS": float,
+    "GATEWAY_STREAM_MAX_SECONDS": float,
+    "GATEWAY_MAX_BODY_BYTES": int,
+    "GATEWAY_MAX_CONCURRENT_PER_USER": int,
+    "GATEWAY_RATE_LIMIT": str,
+    "GATEWAY_PING_SECONDS": float,
 }
 
 

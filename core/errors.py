@@ -200,6 +200,77 @@ class PasswordHashingBusy(Unavailable):
     code = "busy"
 
 
+# --- the metering gateway (core.holds, core.gateway) ---------------------------------
+
+
+class GatewayError(DomainError):
+    """Raised when the gateway refuses a call or cannot complete it."""
+
+
+class Unauthenticated(GatewayError):
+    """Raised when a call carries no key, or one that is unknown, revoked or expired."""
+
+    code = "unauthorized"
+
+
+class RateLimited(GatewayError):
+    """Raised when a key has made more calls than its rate limit allows."""
+
+    code = "rate_limited"
+
+
+class KeyLimitReached(GatewayError):
+    """Raised when a hold would take a key's spent + reserved credits past its limit."""
+
+    code = "key_limit_reached"
+
+
+class ConcurrencyLimited(GatewayError):
+    """Raised when a user already has as many calls running as allowed."""
+
+    code = "concurrency_limited"
+
+
+class RequestTooLarge(GatewayError):
+    """Raised when a call's body is larger than ``GATEWAY_MAX_BODY_BYTES``."""
+
+    code = "request_too_large"
+
+
+class UpstreamFailed(GatewayError):
+    """Raised when the upstream gave no answer that can be relayed."""
+
+    code = "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamFailed):
+    """Raised when the upstream cannot be connected to or broke the connection."""
+
+
+class UpstreamTimeout(UpstreamFailed):
+    """Raised when the upstream did not answer within a timeout or the deadline."""
+
+    code = "upstream_timeout"
+
+
+class UpstreamRefused(UpstreamFailed):
+    """Raised when the upstream answered non-2xx before any body.
+
+    ``status`` is the upstream's status and ``error`` its error object, with
+    the upstream's address and secret removed from every string in it.
+    """
+
+    def __init__(self, status: int, error: dict[str, Any], retry_after: str | None) -> None:
+        super().__init__(str(error.get("message") or f"The upstream answered {status}."))
+        self.status = status
+        self.error = error
+        self.retry_after = retry_after
+
+
+class SecretUnreadable(UpstreamFailed):
+    """Raised when a stored upstream secret cannot be decrypted with any configured key."""
+
+
 # reason_code stored on a rejected event -> the error to raise on replay.
 REJECTIONS: dict[str, type[UsageRejected]] = {
     cls.code: cls

@@ -62,7 +62,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.enums import HoldStatus, UsageStatus
-from core.errors import DomainError, InsufficientCredits
+from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
 from core.ledger import (
     BalanceChange,
     UsageEntry,
@@ -72,18 +72,6 @@ from core.ledger import (
 from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor
 from core.usage_debits import add_to_rollups
-
-
-class KeyLimitReached(DomainError):
-    """Raised when a hold would take a key's spent + reserved past its limit."""
-
-    code = "key_limit_reached"
-
-
-class ConcurrencyLimited(DomainError):
-    """Raised when a user already has as many calls running as allowed."""
-
-    code = "concurrency_limited"
 
 
 @dataclass(frozen=True)

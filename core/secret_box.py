@@ -26,13 +26,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from core.errors import DomainError
-
-
-class SecretUnreadable(DomainError):
-    """Raised when a stored secret cannot be decrypted with any configured key."""
-
-    code = "secret_unreadable"
+from core.errors import SecretUnreadable
 
 
 class SecretBox:

@@ -269,7 +269,7 @@ def admin(client: FlaskClient, auth: AuthActions, billing: Billing) -> Billing:
     return billing
 
 
-EXEMPT_PREFIXES = ("/api/", "/webhooks/stripe")
+EXEMPT_PREFIXES = ("/api/", "/v1/", "/webhooks/stripe")
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 

@@ -41,9 +41,10 @@ def _every_domain_error() -> list[type[DomainError]]:
 
 
 def _api_codes() -> list[str]:
-    return openapi_document()["components"]["schemas"]["Error"]["properties"]["error"][
-        "properties"
-    ]["code"]["enum"]
+    schemas = openapi_document()["components"]["schemas"]
+    usage = schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+    gateway = schemas["GatewayError"]["properties"]["error"]["properties"]["code"]["anyOf"][0]
+    return sorted({*usage, *gateway["enum"]})
 
 
 def test_every_domain_error_has_a_status_and_a_raised_when_docstring() -> None:

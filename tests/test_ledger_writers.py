@@ -29,7 +29,8 @@ CORE = Path(__file__).resolve().parents[1] / "core"
 # Ways to write an entry or a balance: raw SQL, SQLAlchemy Core, the ORM.
 WRITES = [
     re.compile(r"INSERT\s+INTO\s+ledger_entries", re.IGNORECASE),
-    re.compile(r"UPDATE\s+wallets", re.IGNORECASE),
+    # (holds move wallets.reserved_ucr, which is not a balance: core.holds)
+    re.compile(r"UPDATE\s+wallets\s+SET\s+balance_ucr", re.IGNORECASE),
     re.compile(r"insert\(\s*LedgerEntry\b"),
     re.compile(r"(?<!class )\bLedgerEntry\("),
     re.compile(r"\bbalance_ucr\s*=(?!=|0\))"),  # a new wallet starts at 0
@@ -39,8 +40,8 @@ WRITES = [
 
 def test_no_module_in_core_but_the_ledger_writes_entries_or_balances() -> None:
     offenders = []
-    for path in sorted(CORE.glob("*.py")):
-        if path.name == "ledger.py":
+    for path in sorted(CORE.rglob("*.py")):
+        if path.relative_to(CORE).as_posix() == "ledger.py":
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if any(pattern.search(line) for pattern in WRITES):

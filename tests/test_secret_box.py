@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from core.errors import SecretUnreadable
 from core.secret_box import (
     SecretBox,
-    SecretUnreadable,
     load_or_create_encryption_key,
     load_or_create_key_file,
 )

@@ -8,16 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.errors import UpstreamRefused, UpstreamTimeout, UpstreamUnreachable
 from core.gateway.sse_relay import EventSplitter, StreamMeter
-from core.gateway.upstream_client import (
-    Timeouts,
-    Upstream,
-    UpstreamClient,
-    UpstreamRefused,
-    UpstreamStream,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-)
+from core.gateway.upstream_client import Timeouts, Upstream, UpstreamClient, UpstreamStream
 from tests.llm_upstream import LLMUpstream, Scenario, Usage
 
 SECRET = "sk-upstream-secret"

@@ -15,6 +15,7 @@ from blueprints.api.validation import (
     OCCURRED_AT_PATTERN,
     TEXT_PATTERN,
 )
+from blueprints.gateway.openapi import GATEWAY_ERROR, USER_KEY_SCHEME, gateway_paths
 from core.accounts import MAX_EMAIL_LENGTH
 from core.bounds import (
     MAX_CREDITS,
@@ -167,6 +168,15 @@ COMMON_ERRORS = {
 
 
 def openapi_document() -> dict[str, Any]:
+    """The usage API's document, with the gateway's ``/v1`` beside it."""
+    document = _usage_api_document()
+    document["paths"].update(gateway_paths())
+    document["components"]["securitySchemes"]["userKey"] = USER_KEY_SCHEME
+    document["components"]["schemas"]["GatewayError"] = GATEWAY_ERROR
+    return document
+
+
+def _usage_api_document() -> dict[str, Any]:
     usage_body = {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UsageEvent"}}},
@@ -199,7 +209,7 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "Creditline usage API",
+            "title": "Creditline API: usage reports and the metering gateway",
             "version": "1.0.0",
             "description": (
                 "Report AI token usage to be priced and debited from a user's prepaid "

@@ -14,9 +14,9 @@ writes to the client can wake up while the upstream is silent (to send a
 keep-alive ping, to notice the deadline) without losing its place in the
 upstream's stream. ``close()`` ends it from either side.
 
-Failures become typed errors with no upstream URL or secret in their text:
-:class:`UpstreamUnreachable` (502), :class:`UpstreamTimeout` (504) and
-:class:`UpstreamRefused` (the upstream answered non-2xx before any body; its
+Failures become typed errors (``core.errors``) with no upstream URL or secret
+in their text: ``UpstreamUnreachable`` (502), ``UpstreamTimeout`` (504) and
+``UpstreamRefused`` (the upstream answered non-2xx before any body; its
 status and error object, cleaned, are kept for the caller to relay).
 
 Nothing here touches the database: callers make these calls outside any
@@ -37,44 +37,10 @@ from typing import Any
 
 import httpx
 
-from core.errors import DomainError
+from core.errors import UpstreamRefused, UpstreamTimeout, UpstreamUnreachable
 
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error answer kept
 READ_SIZE = 64 * 1024
-
-
-class UpstreamFailed(DomainError):
-    """Raised when the upstream could not give an answer to relay."""
-
-    code = "upstream_error"
-
-
-class UpstreamUnreachable(UpstreamFailed):
-    """Raised when the upstream cannot be connected to or broke the connection."""
-
-    code = "upstream_error"
-
-
-class UpstreamTimeout(UpstreamFailed):
-    """Raised when the upstream did not answer within a timeout or the deadline."""
-
-    code = "upstream_timeout"
-
-
-class UpstreamRefused(UpstreamFailed):
-    """Raised when the upstream answered non-2xx before any body.
-
-    ``status`` is the upstream's status and ``error`` its error object, with
-    the upstream's address and secret removed from every string in it.
-    """
-
-    code = "upstream_error"
-
-    def __init__(self, status: int, error: dict[str, Any], retry_after: str | None) -> None:
-        super().__init__(str(error.get("message") or f"The upstream answered {status}."))
-        self.status = status
-        self.error = error
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,368 @@
+"""The metering gateway: hold the worst case, forward the call, settle what it used.
+
+One call, in three steps, none of which holds a transaction open across the
+network:
+
+1. ``begin`` (one write transaction): resolve the model's route, build the
+   call plan (``call_plan``), check the per-event caps and the user's number
+   of running calls, and take a hold for the worst case (``core.holds``).
+2. The upstream call (no transaction): ``complete`` for a JSON answer;
+   ``open_stream`` then ``relay`` for a stream. A stream is relayed event by
+   event, byte for byte (``sse_relay``), with a comment ping while the
+   upstream is silent.
+3. ``finish`` (one write transaction): settle or release the hold, exactly
+   once, by the table below.
+
+How every ending is charged:
+
+=========================================  =====================  ============
+ending                                     charge                 usage status
+=========================================  =====================  ============
+completed, usage reported                  min(actual, hold)      charged
+client gone, policy ``drain``: upstream    reported usage         charged,
+read on (``GATEWAY_DRAIN_SECONDS``)                               disconnected
+client gone under ``cancel``, or no usage  estimate (bytes / 4),  estimated
+reported, but output was relayed           at most the hold
+nothing relayed and no usage               0, hold released       —
+upstream non-2xx before any body           0, error relayed       —
+upstream unreachable / timed out           0, 502 / 504           —
+process killed mid-call                    0 once the hold        —
+                                           expires
+=========================================  =====================  ============
+
+A client is known to be gone when writing to it fails: the WSGI server then
+closes the response iterator, which raises ``GeneratorExit`` at the ``yield``
+in ``relay``; the pings make sure a write happens while the upstream is silent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from core import holds
+from core.clock import utcnow
+from core.db import Database
+from core.errors import (
+    LimitExceeded,
+    ModelDisabled,
+    UnknownModel,
+    UpstreamFailed,
+    UpstreamTimeout,
+    ValidationError,
+)
+from core.gateway import routing
+from core.gateway.call_plan import CallPlan, Endpoint, estimated_tokens, plan_chat, plan_embeddings
+from core.gateway.sse_relay import EventSplitter, StreamMeter, Usage, meter_response
+from core.gateway.upstream_client import Upstream, UpstreamClient, UpstreamStream
+from core.holds import Hold, HoldRequest, Snapshot
+from core.pricebook import PriceBookCache
+from core.pricing import format_credits
+from core.secret_box import SecretBox
+from core.user_keys import KeyHolder
+
+log = logging.getLogger(__name__)
+
+DONE_EVENT = b"data: [DONE]\n\n"
+PING_EVENT = b": ping\n\n"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The operator's choices (``GATEWAY_*`` configuration)."""
+
+    abort_policy: str = "drain"  # or "cancel"
+    drain_seconds: float = 120.0
+    stream_max_seconds: float = 600.0
+    max_concurrent_per_user: int = 8
+    ping_seconds: float = 15.0
+    expiry_margin_seconds: float = 60.0
+
+    @property
+    def hold_ttl(self) -> timedelta:
+        """How long a hold may stay active before it counts as abandoned."""
+        return timedelta(
+            seconds=self.stream_max_seconds + self.drain_seconds + self.expiry_margin_seconds
+        )
+
+
+@dataclass
+class Call:
+    """One metered call in flight."""
+
+    holder: KeyHolder
+    plan: CallPlan
+    upstream: Upstream
+    hold: Hold
+    deadline: float
+    finished: bool = field(default=False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a call ended, as the response headers and the admin pages tell it."""
+
+    charged_ucr: int
+    balance_ucr: int | None
+    status: str  # "charged" | "estimated" | "released"
+
+
+class Gateway:
+    """The gateway's domain: one per app, shared by its threads."""
+
+    def __init__(
+        self,
+        db: Database,
+        prices: PriceBookCache,
+        box: SecretBox,
+        client: UpstreamClient,
+        settings: GatewaySettings,
+    ) -> None:
+        self.db = db
+        self.prices = prices
+        self.box = box
+        self.client = client
+        self.settings = settings
+
+    # --- 1. begin -----------------------------------------------------------
+
+    def begin(self, holder: KeyHolder, endpoint: Endpoint, raw: bytes) -> Call:
+        """Plan the call and hold its worst case (one write transaction)."""
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationError("The request body must be a JSON object.") from None
+        if not isinstance(body, dict):
+            raise ValidationError("The request body must be a JSON object.")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise ValidationError("'model' is required.", param="model")
+        with self.db.read_session() as session:
+            route = routing.route_for(session, model)
+        if route is None:
+            raise UnknownModel(f"The model {model!r} does not exist.", param="model")
+        if not route.callable:
+            raise ModelDisabled(f"The model {model!r} is not available.", param="model")
+        planner = plan_chat if endpoint is Endpoint.CHAT else plan_embeddings
+        plan = planner(
+            body,
+            len(raw),
+            route.limits,
+            upstream_model=route.upstream_model,
+            user_tag=f"creditline-{holder.user_id}",
+        )
+        secret = self.box.open(route.secret_sealed) if route.secret_sealed else ""
+        upstream = Upstream(route.base_url, secret)
+        now = utcnow()
+        with self.db.raw_write() as cur:
+            book = self.prices.current(cur)
+            price = book.models.get(model)
+            if price is None or not price.enabled:
+                raise ModelDisabled(f"The model {model!r} is not available.", param="model")
+            request = HoldRequest(
+                user_id=holder.user_id,
+                user_email=holder.user_email,
+                wallet_id=holder.wallet_id,
+                user_key_id=holder.key_id,
+                source=holder.key_name,
+                snapshot=Snapshot(
+                    model_id=price.id,
+                    model_name=price.name,
+                    credits_per_usd=book.credits_per_usd,
+                    input_uusd_per_m=price.input_uusd_per_m,
+                    output_uusd_per_m=price.output_uusd_per_m,
+                    rate_version_id=book.rate_version_id,
+                    price_version_id=price.price_version_id,
+                ),
+                max_input_tokens=plan.max_input_tokens,
+                max_output_tokens=plan.max_output_tokens,
+                overdraft_ucr=book.settings.overdraft_limit_ucr,
+                ttl=self.settings.hold_ttl,
+            )
+            _check_caps(request, book.settings)
+            hold = holds.take(cur, request, now, max_active=self.settings.max_concurrent_per_user)
+        deadline = time.monotonic() + self.settings.stream_max_seconds
+        return Call(holder, plan, upstream, hold, deadline)
+
+    # --- 2. the upstream call -------------------------------------------------
+
+    def complete(self, call: Call) -> tuple[bytes, Outcome]:
+        """A non-stream call: the upstream's answer, byte for byte, and its charge."""
+        try:
+            raw, _ = self.client.post_json(
+                call.upstream, call.plan.endpoint.value, call.plan.upstream_body, call.deadline
+            )
+        except UpstreamFailed as exc:
+            self._release(call, exc.code)
+            raise
+        try:
+            usage, text_bytes = meter_response(json.loads(raw))
+        except ValueError:
+            usage, text_bytes = None, len(raw)
+        return raw, self.finish(call, usage, text_bytes, disconnected=False)
+
+    def open_stream(self, call: Call) -> UpstreamStream:
+        """Send a stream call; its answer's headers have arrived (2xx) when this returns."""
+        try:
+            return self.client.open_stream(
+                call.upstream, call.plan.endpoint.value, call.plan.upstream_body, call.deadline
+            )
+        except UpstreamFailed as exc:
+            self._release(call, exc.code)
+            raise
+
+    def relay(self, call: Call, stream: UpstreamStream) -> Relay:
+        """The client's SSE stream (a WSGI iterable). Settles exactly once,
+        however it ends, even if the client left before the first byte."""
+        return Relay(self, call, stream)
+
+    def _events(self, call: Call, stream: UpstreamStream) -> Iterator[bytes]:
+        """Relay the upstream's events; settle before the client sees ``[DONE]``,
+        so a client that has read the whole stream has been charged."""
+        meter = StreamMeter(client_wants_usage=call.plan.client_wants_usage)
+        splitter = EventSplitter()
+        gone = False
+        try:
+            for chunk in stream.chunks(self.settings.ping_seconds):
+                if chunk is UpstreamStream.PING:
+                    yield PING_EVENT
+                    continue
+                for event in splitter.feed(chunk):
+                    out = meter.process(event)
+                    if meter.done and not call.finished:
+                        self.finish(call, meter.usage, meter.text_bytes, disconnected=False)
+                    if out is not None:
+                        yield out
+            tail = splitter.rest()
+            if tail:
+                yield tail + b"\n\n"
+            if stream.failed or stream.timed_out:
+                yield _error_event(stream)
+            if not meter.done:
+                self.finish(call, meter.usage, meter.text_bytes, disconnected=False)
+                yield DONE_EVENT
+        except GeneratorExit:
+            gone = True
+            if not call.finished:
+                self._after_client_left(stream, splitter, meter)
+            raise
+        finally:
+            stream.close()
+            if not call.finished:
+                self.finish(call, meter.usage, meter.text_bytes, disconnected=gone)
+
+    def _after_client_left(
+        self, stream: UpstreamStream, splitter: EventSplitter, meter: StreamMeter
+    ) -> None:
+        """``drain``: read the upstream on (to its usage) within the drain time;
+        ``cancel``: close it now."""
+        if self.settings.abort_policy != "drain":
+            return
+        until = time.monotonic() + self.settings.drain_seconds
+        for chunk in stream.chunks(self.settings.ping_seconds, until=until):
+            for event in splitter.feed(chunk):
+                meter.process(event)
+
+    # --- 3. finish ------------------------------------------------------------
+
+    def finish(
+        self, call: Call, usage: Usage | None, text_bytes: int, *, disconnected: bool
+    ) -> Outcome:
+        """Settle or release the call's hold, by the table of the module docstring."""
+        if call.finished:
+            raise RuntimeError("a call is finished once")
+        call.finished = True
+        now = utcnow()
+        estimated = False
+        if usage is None and text_bytes > 0:
+            tokens_in, tokens_out = estimated_tokens(call.plan.request_bytes, text_bytes)
+            usage, estimated = Usage(tokens_in, tokens_out), True
+        if usage is None:
+            self._release(call, "no_usage")
+            return Outcome(0, None, "released")
+        with self.db.raw_write() as cur:
+            settled = holds.settle(
+                cur,
+                call.hold,
+                usage.input_tokens,
+                usage.output_tokens,
+                now,
+                estimated=estimated,
+                disconnected=disconnected and not estimated,
+            )
+        return Outcome(
+            settled.charged_ucr, settled.balance_ucr, "estimated" if estimated else "charged"
+        )
+
+    def _release(self, call: Call, reason_code: str) -> None:
+        call.finished = True
+        with self.db.raw_write() as cur:
+            holds.release(cur, call.hold, reason_code, utcnow())
+
+
+class Relay:
+    """A WSGI response iterable around the relay generator.
+
+    A generator closed before its first ``next`` never runs its ``finally``;
+    this wrapper's ``close`` (which every WSGI server calls) covers that case:
+    the call is finished as if the client had left at once.
+    """
+
+    def __init__(self, gateway: Gateway, call: Call, stream: UpstreamStream) -> None:
+        self._gateway = gateway
+        self._call = call
+        self._stream = stream
+        self._events = gateway._events(call, stream)
+        self._started = False
+
+    def __iter__(self) -> Relay:
+        return self
+
+    def __next__(self) -> bytes:
+        self._started = True
+        return next(self._events)
+
+    def close(self) -> None:
+        if self._started:
+            self._events.close()
+            return
+        gateway, call, stream = self._gateway, self._call, self._stream
+        meter = StreamMeter(client_wants_usage=call.plan.client_wants_usage)
+        try:
+            gateway._after_client_left(stream, EventSplitter(), meter)
+        finally:
+            stream.close()
+            if not call.finished:
+                gateway.finish(call, meter.usage, meter.text_bytes, disconnected=True)
+
+
+def _check_caps(request: HoldRequest, settings: Any) -> None:
+    tokens = request.max_input_tokens + request.max_output_tokens
+    if tokens > settings.max_tokens_per_event:
+        raise LimitExceeded(
+            f"This call could use {tokens:,} tokens, above the cap of "
+            f"{settings.max_tokens_per_event:,} per call; lower max_tokens.",
+            param="max_tokens",
+        )
+    amount = request.amount_ucr
+    if amount > settings.max_credits_per_event_ucr:
+        raise LimitExceeded(
+            f"This call could cost {format_credits(amount)} credits, above the cap of "
+            f"{format_credits(settings.max_credits_per_event_ucr)} per call; lower max_tokens.",
+            param="max_tokens",
+        )
+
+
+def _error_event(stream: UpstreamStream) -> bytes:
+    error = (
+        UpstreamTimeout("The upstream did not finish in time.")
+        if stream.timed_out
+        else UpstreamFailed("The upstream broke the connection mid-stream.")
+    )
+    body = {"error": {"code": error.code, "message": error.message, "type": "api_error"}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
