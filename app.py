@@ -127,6 +127,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.commands import register_commands
     from blueprints.extensions import csrf
     from blueprints.gateway import bp as gateway_bp
+    from blueprints.gateway_commands import register_gateway_commands
     from blueprints.main import bp as main_bp
     from blueprints.pricing import bp as pricing_bp
     from blueprints.webhooks import bp as webhooks_bp
@@ -145,3 +146,4 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)
     register_commands(app)
+    register_gateway_commands(app)
