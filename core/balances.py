@@ -19,10 +19,16 @@ class BalanceView:
     balance_ucr: int
     threshold_ucr: int
     flagged: bool
+    reserved_ucr: int = 0  # held for calls running now (core.holds)
+
+    @property
+    def available_ucr(self) -> int:
+        """What the user can spend now: the balance less what running calls hold."""
+        return self.balance_ucr - self.reserved_ucr
 
     @property
     def low(self) -> bool:
-        return self.balance_ucr < self.threshold_ucr
+        return self.available_ucr < self.threshold_ucr
 
 
 def balance_view(
@@ -35,6 +41,7 @@ def balance_view(
         User.low_balance_threshold_ucr,
         Wallet.balance_ucr,
         Wallet.flagged,
+        Wallet.reserved_ucr,
     ).join(Wallet, Wallet.user_id == User.id)
     if email is not None:
         query = query.where(User.email == normalise_email(email))
@@ -46,4 +53,4 @@ def balance_view(
     threshold = row.low_balance_threshold_ucr
     if threshold is None:
         threshold = settings.default_low_balance_threshold_ucr
-    return BalanceView(row.id, row.email, row.balance_ucr, threshold, row.flagged)
+    return BalanceView(row.id, row.email, row.balance_ucr, threshold, row.flagged, row.reserved_ucr)

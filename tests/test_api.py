@@ -238,6 +238,8 @@ def test_balance_endpoint(api: Api, billing: Billing) -> None:
     assert api.balance("Alice@example.com").get_json() == {
         "user": "alice@example.com",
         "balance": "95.5",
+        "available": "95.5",
+        "reserved": "0",
         "low": True,  # below the default threshold of 5,000 credits
     }
     billing.set(default_low_balance_threshold_ucr=50 * CR)

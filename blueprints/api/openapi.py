@@ -297,11 +297,29 @@ def _usage_api_document() -> dict[str, Any]:
                                 "application/json": {
                                     "schema": {
                                         "type": "object",
-                                        "required": ["user", "balance", "low"],
+                                        "required": [
+                                            "user",
+                                            "balance",
+                                            "available",
+                                            "reserved",
+                                            "low",
+                                        ],
                                         "properties": {
                                             "user": {"type": "string"},
                                             "balance": DECIMAL,
-                                            "low": {"type": "boolean"},
+                                            "available": {
+                                                **DECIMAL,
+                                                "description": "Balance less reserved.",
+                                            },
+                                            "reserved": {
+                                                **DECIMAL,
+                                                "description": "Held by calls running now.",
+                                            },
+                                            "low": {
+                                                "type": "boolean",
+                                                "description": "Available is below the "
+                                                "user's low-balance threshold.",
+                                            },
                                         },
                                     }
                                 }

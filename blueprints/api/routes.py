@@ -108,7 +108,13 @@ def balance() -> Response:
     if view is None:
         raise UnknownUser(f"No user with email {email!r}.")
     return jsonify(
-        {"user": view.email, "balance": format_credits(view.balance_ucr), "low": view.low}
+        {
+            "user": view.email,
+            "balance": format_credits(view.balance_ucr),
+            "available": format_credits(view.available_ucr),
+            "reserved": format_credits(view.reserved_ucr),
+            "low": view.low,
+        }
     )
 
 

@@ -42,6 +42,7 @@ HEADER = (
     "status",
     "reason",
     "conversation_id",
+    "source",
 )
 
 
@@ -112,6 +113,7 @@ def _lines(session: Session, user_id: int, filters: usage.Filters) -> Iterator[s
                     event.status,
                     _safe(event.reason),
                     _safe(event.conversation_id),
+                    _safe(event.source),
                 )
             )
             if n % 500 == 0:
