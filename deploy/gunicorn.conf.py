@@ -15,12 +15,17 @@ thread, not the worker, and a long export is not killed.
 Sizing: ``workers`` processes × ``threads`` threads is how many requests are
 served at once. Python runs one thread per process at a time, so processes
 give CPU parallelism (about one per core) and threads cover waiting (slow
-clients, the database, Stripe). More than a few dozen slow clients at once
+clients, the database, Stripe, and above all the gateway's streams: a stream
+holds its thread from the first byte to the last, up to
+``GATEWAY_STREAM_MAX_SECONDS``). So threads per worker should exceed the
+streams a worker may carry at once, with room left for pages and the API:
+64 by default (128 requests at once on two workers). More than a few dozen
+slow clients at once
 (or any exposure to the open internet) call for a reverse proxy that buffers
 requests, such as nginx, in front.
 
 Environment: ``WEB_CONCURRENCY`` (workers, default 2), ``GUNICORN_THREADS``
-(default 16), ``GUNICORN_BIND`` (default 127.0.0.1:5000); command-line flags
+(default 64), ``GUNICORN_BIND`` (default 127.0.0.1:5000); command-line flags
 override everything here.
 """
 
@@ -29,7 +34,7 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+threads = int(os.environ.get("GUNICORN_THREADS", "64"))
 # With gthread this bounds an unresponsive worker, not a request.
 timeout = 30
 graceful_timeout = 30
