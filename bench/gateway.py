@@ -1,0 +1,326 @@
+"""Benchmark: the metering gateway vs a bare pass-through proxy, same setup.
+
+One run, three targets in front of the same loopback stand-in upstream
+(``tests/llm_upstream.py``, in its own process):
+
+  (a) the stand-in itself (the direct call),
+  (b) ``bench/baseline_proxy.py``: Flask + httpx, no auth, no holds, no database,
+  (c) Creditline's ``/v1`` (key check, hold, upstream call, settle),
+
+(b) and (c) under gunicorn with the same gthread settings (2 workers, 64
+threads: ``deploy/gunicorn.conf.py``).
+
+1. Non-stream chat, wrk at 16 connections: throughput and latency of each;
+   prints Creditline / proxy throughput (target >= 0.7) and the latency added
+   over the direct call (targets: p50 <= 3 ms, p99 <= 15 ms).
+2. 300 concurrent streams of about 10 s each against (a) and (c): errors,
+   time to first byte (overhead target p50 <= 5 ms), the server's total RSS
+   (target <= 400 MB), and afterwards every call charged exactly its
+   reported usage, nothing reserved, ``check-ledger`` clean.
+
+    .venv/bin/python bench/gateway.py [--seconds 10] [--streams 300] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import free_port  # noqa: E402
+
+STANDIN = """
+import sys, time
+from tests.llm_upstream import LLMUpstream, Scenario, Usage
+chunks, delay = int(sys.argv[2]), float(sys.argv[3])
+up = LLMUpstream(default=Scenario(usage=Usage(12, 7), chunks=chunks, chunk_delay=delay))
+up.start()
+print(up.url, flush=True)
+while True:
+    time.sleep(3600)
+"""
+USAGE = (12, 7)  # what the stand-in reports for every call
+
+
+def start_standin(chunks: int, delay: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STANDIN, "x", str(chunks), str(delay)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def start_gunicorn(app: str, env: dict[str, str], port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+            "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", app,
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(150):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{app} did not start")
+
+
+def wrk(url: str, path: str, key: str, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+            "-s", str(ROOT / "bench" / "chat.lua"), url, "--", path, key,
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    result = dict(kv.split("=") for kv in re.search(r"RESULT (.*)", out).group(1).split())  # type: ignore[union-attr]
+    return {"rps": rps, **{k: float(v) for k, v in result.items()}}
+
+
+def prepare(database_url: str, upstreams: dict[str, str], encryption_key: str) -> str:
+    """Migrate, price gpt-4o-mini, route it to the stand-in, fund a user; its key."""
+    from app import create_app
+    from core import accounts, audit, catalog, ledger, migrate, user_keys
+    from core.gateway import routing
+
+    app = create_app(
+        {"DATABASE_URL": database_url, "SECRET_KEY": "bench", "ENCRYPTION_KEY": encryption_key}
+    )
+    db = app.extensions["creditline.db"]
+    box = app.extensions["creditline.gateway"].box
+    migrate.upgrade(db)
+    with db.write() as s:
+        user = accounts.create_user(
+            s, "bench@example.com", "bench-password", app.extensions["creditline.passwords"]
+        )
+        catalog.set_model_price(
+            s, audit.CLI, "gpt-4o-mini", input_uusd_per_m=150_000, output_uusd_per_m=600_000,
+            reason="bench",
+        )  # fmt: skip
+        for name, url in upstreams.items():
+            routing.create_upstream(s, audit.CLI, box, name, url, "bench-secret")
+    with db.write() as s:
+        routing.set_route(s, audit.CLI, "gpt-4o-mini", "json")
+        ledger.adjust(s, audit.CLI, "bench@example.com", 10**15, "bench funding")
+        _, key = user_keys.create(s, audit.CLI, user.id, "bench")
+    db.dispose()
+    return key
+
+
+def reroute(database_url: str, encryption_key: str, upstream: str) -> None:
+    from app import create_app
+    from core import audit
+    from core.gateway import routing
+
+    app = create_app(
+        {"DATABASE_URL": database_url, "SECRET_KEY": "bench", "ENCRYPTION_KEY": encryption_key}
+    )
+    db = app.extensions["creditline.db"]
+    with db.write() as s:
+        routing.set_route(s, audit.CLI, "gpt-4o-mini", upstream)
+    db.dispose()
+
+
+def streams(url: str, key: str, n: int) -> dict[str, float]:
+    """``n`` streams at once; their time to first byte, errors, wall time."""
+    ttfb: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(n)
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Tell a story"}],
+        "stream": True,
+        "max_tokens": 64,
+    }
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    client = httpx.Client(limits=httpx.Limits(max_connections=n + 10), timeout=httpx.Timeout(60.0))
+
+    def one() -> None:
+        start.wait()
+        began = time.perf_counter()
+        try:
+            with client.stream(
+                "POST", url + "/v1/chat/completions", json=body, headers=headers
+            ) as response:
+                first = None
+                data = b""
+                for chunk in response.iter_raw():
+                    if first is None:
+                        first = time.perf_counter() - began
+                    data += chunk
+                ok = response.status_code == 200 and data.rstrip().endswith(b"data: [DONE]")
+            with lock:
+                if ok and first is not None:
+                    ttfb.append(first * 1000)
+                else:
+                    errors.append(f"{response.status_code}")
+        except httpx.HTTPError as exc:
+            with lock:
+                errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    client.close()
+    return {
+        "ok": len(ttfb),
+        "errors": len(errors),
+        "ttfb_p50": statistics.median(ttfb) if ttfb else float("nan"),
+        "ttfb_p99": statistics.quantiles(ttfb, n=100)[98] if len(ttfb) > 1 else float("nan"),
+        "wall": time.perf_counter() - began,
+    }
+
+
+def rss_mb(master: subprocess.Popen) -> float:
+    """Resident memory of the gunicorn master and its workers, now."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(master.pid)], capture_output=True, text=True
+    ).stdout.split()
+    pids = [str(master.pid), *children]
+    total = 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return total / 1024
+
+
+def audit_charges(database_url: str) -> str:
+    """Every call charged exactly the stand-in's usage, nothing left reserved."""
+    from sqlalchemy import func, select
+
+    from app import create_app
+    from core import ledger
+    from core.models import UsageEvent, Wallet
+    from core.pricing import usage_cost_ucr
+
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "bench"})
+    db = app.extensions["creditline.db"]
+    cost = usage_cost_ucr(USAGE[0], USAGE[1], 150_000, 600_000, 10_000)
+    with db.read_session() as s:
+        rows = dict(
+            s.execute(select(UsageEvent.cost_ucr, func.count()).group_by(UsageEvent.cost_ucr)).all()
+        )
+        reserved = s.scalar(select(func.sum(Wallet.reserved_ucr)))
+        problems = ledger.check_ledger(s)
+    db.dispose()
+    wrong = sum(n for c, n in rows.items() if c != cost)
+    return (
+        f"calls charged {sum(rows.values())}, mischarged {wrong}, reserved after {reserved}, check-ledger "
+        f"{problems or 'clean'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--streams", type=int, default=300)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="creditline-gateway-bench-"))
+    url = args.database_url or f"sqlite:///{work / 'creditline.db'}"
+    fernet = Fernet.generate_key().decode()
+    json_up, json_url = start_standin(1, 0.0)
+    stream_up, stream_url = start_standin(20, 0.5)  # 20 chunks 0.5 s apart: ~10 s
+    procs = [json_up, stream_up]
+    try:
+        key = prepare(url, {"json": json_url, "streams": stream_url}, fernet)
+        env = {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "bench",
+            "ENCRYPTION_KEY": fernet,
+            "RATELIMIT_STORAGE_URI": f"sqlite:///{work / 'ratelimits.sqlite'}",
+            "GATEWAY_RATE_LIMIT": "100000000/minute",
+            "GATEWAY_MAX_CONCURRENT_PER_USER": "100000",
+        }
+        proxy_port, gw_port = free_port(), free_port()
+        proxy = start_gunicorn("bench.baseline_proxy:app", {"UPSTREAM_URL": json_url}, proxy_port)
+        gateway = start_gunicorn("app:create_app()", env, gw_port)
+        procs += [proxy, gateway]
+        targets = {
+            "direct": (json_url.removesuffix("/v1"), ""),
+            "proxy": (f"http://127.0.0.1:{proxy_port}", ""),
+            "creditline": (f"http://127.0.0.1:{gw_port}", key),
+        }
+        results = {}
+        for name, (base, bearer) in targets.items():
+            wrk(base, "/v1/chat/completions", bearer, 2, args.connections)  # warm-up
+            results[name] = wrk(
+                base, "/v1/chat/completions", bearer, args.seconds, args.connections
+            )
+        print(f"database: {url.split('://')[0]}; gunicorn gthread 2 workers x 64 threads")
+        print(f"1. non-stream chat, wrk {args.connections} connections, {args.seconds}s")
+        print(f"{'':12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        for name, r in results.items():
+            print(
+                f"{name:12} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}"
+                f" {r['errors_status']:8.0f}"
+            )
+        c, p, d = results["creditline"], results["proxy"], results["direct"]
+        print(f"ratio creditline/proxy throughput: {c['rps'] / p['rps']:.2f} (target >= 0.7)")
+        print(
+            f"added latency over direct: p50 {c['p50_ms'] - d['p50_ms']:.2f} ms (target <= 3),"
+            f" p99 {c['p99_ms'] - d['p99_ms']:.2f} ms (target <= 15)"
+        )
+
+        reroute(url, fernet, "streams")
+        peak = [0.0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.2):
+                peak[0] = max(peak[0], rss_mb(gateway))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        direct = streams(stream_url.removesuffix("/v1"), "", args.streams)
+        via = streams(f"http://127.0.0.1:{gw_port}", key, args.streams)
+        stop.set()
+        sampler.join()
+        print(f"2. {args.streams} concurrent streams of ~10 s")
+        for name, r in (("direct", direct), ("creditline", via)):
+            print(
+                f"{name:12} ok {r['ok']:4.0f}  errors {r['errors']:3.0f}  ttfb p50"
+                f" {r['ttfb_p50']:7.2f} ms  p99 {r['ttfb_p99']:7.2f} ms  wall {r['wall']:5.1f} s"
+            )
+        print(
+            f"ttfb overhead p50 {via['ttfb_p50'] - direct['ttfb_p50']:.2f} ms (target <= 5);"
+            f" server RSS peak {peak[0]:.0f} MB (target <= 400)"
+        )
+        print(audit_charges(url))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    main()
