@@ -7,8 +7,9 @@ One run, three targets in front of the same loopback stand-in upstream
   (b) ``bench/baseline_proxy.py``: Flask + httpx, no auth, no holds, no database,
   (c) Creditline's ``/v1`` (key check, hold, upstream call, settle),
 
-(b) and (c) under gunicorn with the same gthread settings (2 workers, 64
-threads: ``deploy/gunicorn.conf.py``).
+(b) and (c) under gunicorn with the same gthread settings
+(``deploy/gunicorn.conf.py``, 2 workers) and threads sized for the stream
+load as the README says: ``streams / 2 + 32`` per worker.
 
 1. Non-stream chat, wrk at 16 connections: throughput and latency of each;
    prints Creditline / proxy throughput (target >= 0.7) and the latency added
@@ -261,8 +262,11 @@ def main() -> None:
             "GATEWAY_MAX_CONCURRENT_PER_USER": "100000",
         }
         proxy_port, gw_port = free_port(), free_port()
-        proxy = start_gunicorn("bench.baseline_proxy:app", {"UPSTREAM_URL": json_url}, proxy_port)
-        gateway = start_gunicorn("app:create_app()", env, gw_port)
+        threads = {"GUNICORN_THREADS": str(args.streams // 2 + 32)}
+        proxy = start_gunicorn(
+            "bench.baseline_proxy:app", {"UPSTREAM_URL": json_url, **threads}, proxy_port
+        )
+        gateway = start_gunicorn("app:create_app()", {**env, **threads}, gw_port)
         procs += [proxy, gateway]
         targets = {
             "direct": (json_url.removesuffix("/v1"), ""),
@@ -275,7 +279,10 @@ def main() -> None:
             results[name] = wrk(
                 base, "/v1/chat/completions", bearer, args.seconds, args.connections
             )
-        print(f"database: {url.split('://')[0]}; gunicorn gthread 2 workers x 64 threads")
+        print(
+            f"database: {url.split('://')[0]}; gunicorn gthread 2 workers x"
+            f" {threads['GUNICORN_THREADS']} threads"
+        )
         print(f"1. non-stream chat, wrk {args.connections} connections, {args.seconds}s")
         print(f"{'':12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
         for name, r in results.items():

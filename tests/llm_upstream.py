@@ -464,6 +464,9 @@ class _Server(ThreadingHTTPServer):
     run's exit) and tracked here, as are connections, so stop() closes and
     joins them all; the stdlib only joins non-daemon threads."""
 
+    # The stdlib's backlog of 5 resets connections when hundreds arrive at once.
+    request_queue_size = 1024
+
     def __init__(self, upstream: LLMUpstream) -> None:
         self.upstream = upstream
         self._connections: set[socket.socket] = set()
