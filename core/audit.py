@@ -20,6 +20,7 @@ from core.clock import utcnow
 from core.errors import ValidationError
 from core.models import AuditEntry
 from core.paging import keyset_page
+from core.rawdb import RawCursor
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,37 @@ def record(
             ip=actor.ip,
             created_at=utcnow(),
         )
+    )
+
+
+def record_raw(
+    cur: RawCursor,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object | None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """``record`` for a raw-cursor write transaction (``Database.raw_write``)."""
+    cur.execute(
+        "INSERT INTO audit_log (actor_id, actor_label, action, object_type, object_id,"
+        " before, after, reason, ip, created_at) VALUES (:actor_id, :label, :action,"
+        " :object_type, :object_id, :before, :after, :reason, :ip, :now)",
+        {
+            "actor_id": actor.user_id,
+            "label": actor.label,
+            "action": action,
+            "object_type": object_type,
+            "object_id": None if object_id is None else str(object_id),
+            "before": _json(before),
+            "after": _json(after),
+            "reason": reason,
+            "ip": actor.ip,
+            "now": cur.db_value(utcnow()),
+        },
     )
 
 

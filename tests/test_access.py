@@ -28,7 +28,12 @@ def send(client: FlaskClient, method: str, url: str, token: str):
 
 
 def test_walk_finds_admin_routes(app: Flask) -> None:
-    assert ("GET", "/admin/") in admin_requests(app)
+    found = admin_requests(app)
+    assert ("GET", "/admin/") in found
+    for route in ("/admin/upstreams", "/admin/upstreams/1", "/admin/routes"):
+        assert ("POST", route) in found
+    assert ("POST", "/admin/holds/1/release") in found
+    assert ("POST", "/admin/users/1/keys/1/revoke") in found
 
 
 def test_anonymous_is_sent_to_login_everywhere_under_admin(app: Flask, client: FlaskClient) -> None:

@@ -16,6 +16,8 @@ def test_every_form_route_refuses_a_post_without_token(app: Flask, client: Flask
     routes = state_changing_routes(app)
     assert ("POST", "/pricing/checkout") in routes
     assert ("POST", "/admin/rate") in routes
+    assert ("POST", "/admin/holds/1/release") in routes
+    assert ("POST", "/settings/api-keys/1/revoke") in routes
     assert len(routes) >= 15
     for method, url in routes:
         response = client.open(url, method=method, data={"reason": "x", "amount_usd": "25"})

@@ -6,12 +6,22 @@ parsed by ``parsed_amount`` with core.pricing's parsers (blueprints.form_rules).
 import functools
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, Field, SelectField, StringField, TextAreaField, ValidationError
-from wtforms.validators import DataRequired, Length
+from wtforms import (
+    BooleanField,
+    Field,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from blueprints.form_rules import ReasonRule, parsed_amount
 from core.bounds import MAX_TOKENS_PER_EVENT, MAX_TOPUP_OPTION_USD
 from core.enums import Role
+from core.gateway.routing import MAX_TOKENS_LIMIT
 from core.pricing import parse_credits, parse_rate, parse_usd_per_m
 
 
@@ -140,3 +150,41 @@ class AdjustForm(ReasonForm):
 class AccessForm(ReasonForm):
     role = SelectField("Role", choices=[role.value for role in Role])
     disabled = BooleanField("Disabled (cannot sign in; usage refused)")
+
+
+class UpstreamForm(FlaskForm):
+    """An upstream's base URL, a new secret (blank keeps the stored one) and
+    enabled flag; the name only when adding one."""
+
+    name = StringField("Name", validators=[Length(max=100)], description="e.g. openai")
+    base_url = StringField(
+        "Base URL", validators=[DataRequired(), Length(max=500)], description="ending in /v1"
+    )
+    secret = PasswordField(
+        "Secret key", validators=[Length(max=500)], description="Never shown again."
+    )
+    enabled = BooleanField("Enabled", default=True)
+
+
+def _tokens_field(label: str) -> IntegerField:
+    """A token limit; blank keeps the route's current value (or the default)."""
+    return IntegerField(
+        label,
+        validators=[Optional(), NumberRange(min=0, max=MAX_TOKENS_LIMIT)],
+        description="blank: keep",
+    )
+
+
+class RouteForm(FlaskForm):
+    """A priced model's route: its upstream, the model name there and the limits."""
+
+    model = SelectField("Model", choices=[])
+    upstream = SelectField("Upstream", choices=[])
+    upstream_model = StringField(
+        "Upstream model", validators=[Length(max=200)], description="blank: the same name"
+    )
+    context_window = _tokens_field("Context window (tokens)")
+    max_output = _tokens_field("Max output (tokens)")
+    default_output_cap = _tokens_field("Default output cap (tokens)")
+    overhead = _tokens_field("Overhead (tokens)")
+    enabled = BooleanField("Enabled", default=True)

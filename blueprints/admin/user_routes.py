@@ -1,4 +1,5 @@
-"""Users: search, balance and usage, credit adjustments, role and access, flags."""
+"""Users: search, balance and usage, credit adjustments, role and access, flags,
+and their gateway keys (an admin may revoke one; core.user_keys audits it)."""
 
 from collections.abc import Callable
 
@@ -8,10 +9,10 @@ from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
-from blueprints.admin.forms import AccessForm, AdjustForm, ReasonForm, field_named
+from blueprints.admin.forms import AccessForm, AdjustForm, ConfirmForm, ReasonForm, field_named
 from blueprints.db_session import read_session
 from blueprints.extensions import database
-from core import accounts, ledger, payment_anomalies, usage
+from core import accounts, ledger, payment_anomalies, usage, user_keys
 from core.errors import DomainError
 
 
@@ -41,6 +42,8 @@ def _render_user(user_id: int, status: int = 200, **forms: object) -> tuple[str,
         entries=entries,
         anomalies=payment_anomalies.for_user(session, user.id),
         anomaly_codes=payment_anomalies.CODES,
+        user_keys=user_keys.keys_of(session, user.id),
+        key_revoke_form=ConfirmForm(),
         **forms,
     )
     return html, status
@@ -110,3 +113,17 @@ def clear_flag(user_id: int) -> Response | tuple[str, int]:
             accounts.clear_flag(s, current_actor(), user_id, form.reason.data)
 
     return _act("flag_form", form, action, user_id, "Flag cleared.")
+
+
+@bp.post("/users/<int:user_id>/keys/<int:key_id>/revoke")
+def revoke_user_key(user_id: int, key_id: int) -> Response:
+    """Revoke one of a user's gateway keys."""
+    if ConfirmForm().validate_on_submit():
+        try:
+            with database().write() as s:
+                row = user_keys.revoke(s, current_actor(), key_id, owner_id=user_id)
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"Key {row.prefix}… ({row.name}) revoked.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id))

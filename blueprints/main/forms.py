@@ -1,6 +1,8 @@
+from datetime import datetime, time
+
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import DateField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length, Optional
 
 from blueprints.auth.forms import new_password_field, repeat_field
 from blueprints.form_rules import parsed_amount
@@ -24,3 +26,35 @@ class PasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired()])
     new = new_password_field("New password")
     confirm = repeat_field("Repeat new password", "new")
+
+
+class UserKeyForm(FlaskForm):
+    """A new key of mine for the gateway: a name, an optional credit limit and expiry."""
+
+    name = StringField(
+        "Name", validators=[DataRequired(), Length(max=100)], description="e.g. laptop"
+    )
+    limit = StringField(
+        "Credit limit (optional)",
+        description="Spending through this key stops at this many credits.",
+        validators=[Length(max=30), parsed_amount(parse_credits, thousands=True)],
+    )
+    expires = DateField(
+        "Expires on (optional)",
+        description="The key stops working at the start of this day (UTC).",
+        validators=[Optional()],
+    )
+
+    @property
+    def limit_ucr(self) -> int | None:
+        return self.limit.parsed
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """The start of the expiry day, UTC (naive, as stored)."""
+        day = self.expires.data
+        return None if day is None else datetime.combine(day, time.min)
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes state: only the CSRF token."""

@@ -1,19 +1,24 @@
-"""The user's own settings: low-balance threshold and password.
+"""The user's own settings: low-balance threshold, password and API keys.
 
 Changing the password ends every session of the user (another device, a
 stolen cookie) and signs this one back in with the new session generation.
+
+A new API key is shown once, on the page that answers its creation; only its
+prefix is shown afterwards. Revoking one asks for confirmation on a page of
+its own (no ``confirm()``: the CSP allows no inline script).
 """
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from blueprints.access import login_required
+from blueprints.access import current_actor, login_required
 from blueprints.auth.sessions import start_session
+from blueprints.db_session import read_session
 from blueprints.extensions import database, passwords
 from blueprints.main import bp
-from blueprints.main.forms import PasswordForm, ThresholdForm
-from core import accounts
+from blueprints.main.forms import ConfirmForm, PasswordForm, ThresholdForm, UserKeyForm
+from core import accounts, user_keys
 from core.errors import DomainError, PasswordHashingBusy
 
 
@@ -63,3 +68,47 @@ def change_password() -> Response | tuple[str, int]:
             flash("Password changed. You were signed out everywhere else.", "success")
             return redirect(url_for("main.settings"))
     return _render(ThresholdForm(formdata=None), form, status)
+
+
+@bp.route("/settings/api-keys", methods=["GET", "POST"])
+@login_required
+def api_keys() -> tuple[str, int]:
+    """My API keys for the gateway, and the form that creates one (shown once)."""
+    form, created_key = UserKeyForm(), None
+    if form.validate_on_submit():
+        try:
+            with database().write() as s:
+                _, created_key = user_keys.create(
+                    s,
+                    current_actor(),
+                    current_user.id,
+                    form.name.data,
+                    limit_ucr=form.limit_ucr,
+                    expires_at=form.expires_at,
+                )
+        except DomainError as exc:
+            fields = {"limit": form.limit, "expires": form.expires}
+            fields.get(exc.details.get("field", ""), form.name).errors.append(exc.message)
+        else:
+            form = UserKeyForm(formdata=None)
+    rows = user_keys.keys_of(read_session(), current_user.id)
+    html = render_template("main/api_keys.html", form=form, keys=rows, created_key=created_key)
+    return html, 400 if form.errors else 200
+
+
+@bp.route("/settings/api-keys/<int:key_id>/revoke", methods=["GET", "POST"])
+@login_required
+def revoke_api_key(key_id: int) -> Response | str:
+    """Confirm, then revoke one of my API keys."""
+    key = next(
+        (k for k in user_keys.keys_of(read_session(), current_user.id) if k.id == key_id), None
+    )
+    if key is None or key.revoked_at is not None:
+        abort(404)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return render_template("main/api_key_revoke.html", form=form, key=key)
+    with database().write() as s:
+        user_keys.revoke(s, current_actor(), key_id, owner_id=current_user.id)
+    flash(f"Key {key.prefix}… ({key.name}) revoked.", "success")
+    return redirect(url_for("main.api_keys"))
