@@ -244,7 +244,7 @@ def test_a_hold_of_a_killed_worker_expires_without_charge(
         with world.billing.db.raw_write() as cur:
             assert expire_overdue(cur, due) == [hold.id]
         [hold] = world.holds()
-        assert hold.status == "expired"
+        assert (hold.status, hold.reason_code, hold.charged_ucr) == ("expired", "expired", None)
         assert world.wallet() == (100 * CR, 0)
         assert world.events() == []
         assert world.billing.problems() == []
