@@ -36,7 +36,7 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """``gunicorn -c deploy/gunicorn.conf.py`` with 2 workers, plus ``args``.
+    """``gunicorn -c deploy/gunicorn.conf.py`` with ``workers`` (2) workers, plus ``args``.
 
     ``config`` is a test's ``db_config`` (database and rate-limit counters);
     ``env`` adds or overrides environment variables of the app.
@@ -50,7 +50,9 @@ class Gunicorn:
         env: dict[str, str] | None = None,
         args: Sequence[str] = (),
         port: int | None = None,
+        workers: int = 2,
     ) -> None:
+        self.workers = workers
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_dir = log_dir
@@ -74,7 +76,7 @@ class Gunicorn:
             "--config",
             str(CONFIG),
             "--workers",
-            "2",
+            str(self.workers),
             "--bind",
             f"127.0.0.1:{self.port}",
             "--graceful-timeout",
@@ -95,13 +97,13 @@ class Gunicorn:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:  # e.g. the port was still taken
                     raise RuntimeError(f"gunicorn exited with {self.proc.returncode}")
-                # Both workers up (each loads the app itself): both have answered.
+                # All workers up (each loads the app itself): all have answered.
                 list(pool.map(lambda _: self._probe(), range(4)))
                 served = self.served_by("GET", "/api/v1/openapi.json")
-                if len(set(served) & set(self.worker_pids())) >= 2:
+                if len(set(served) & set(self.worker_pids())) >= self.workers:
                     return self
                 time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start both workers")
+        raise RuntimeError("gunicorn did not start all its workers")
 
     def _probe(self) -> None:
         with contextlib.suppress(requests.RequestException):
