@@ -53,6 +53,30 @@ def clean_reason(reason: str | None) -> str:
     return reason
 
 
+def _row(
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    """One audit row's columns."""
+    return {
+        "actor_id": actor.user_id,
+        "actor_label": actor.label,
+        "action": action,
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "before": _json(before),
+        "after": _json(after),
+        "reason": reason,
+        "ip": actor.ip,
+        "created_at": utcnow(),
+    }
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -65,20 +89,8 @@ def record(
     reason: str | None = None,
 ) -> None:
     """Append one audit row in the caller's transaction."""
-    session.execute(
-        insert(AuditEntry).values(
-            actor_id=actor.user_id,
-            actor_label=actor.label,
-            action=action,
-            object_type=object_type,
-            object_id=None if object_id is None else str(object_id),
-            before=_json(before),
-            after=_json(after),
-            reason=reason,
-            ip=actor.ip,
-            created_at=utcnow(),
-        )
-    )
+    row = _row(actor, action, object_type, object_id, before, after, reason)
+    session.execute(insert(AuditEntry).values(**row))
 
 
 def record_raw(
@@ -93,22 +105,13 @@ def record_raw(
     reason: str | None = None,
 ) -> None:
     """``record`` for a raw-cursor write transaction (``Database.raw_write``)."""
+    row = _row(actor, action, object_type, object_id, before, after, reason)
+    row["created_at"] = cur.db_value(row["created_at"])
     cur.execute(
         "INSERT INTO audit_log (actor_id, actor_label, action, object_type, object_id,"
-        " before, after, reason, ip, created_at) VALUES (:actor_id, :label, :action,"
-        " :object_type, :object_id, :before, :after, :reason, :ip, :now)",
-        {
-            "actor_id": actor.user_id,
-            "label": actor.label,
-            "action": action,
-            "object_type": object_type,
-            "object_id": None if object_id is None else str(object_id),
-            "before": _json(before),
-            "after": _json(after),
-            "reason": reason,
-            "ip": actor.ip,
-            "now": cur.db_value(utcnow()),
-        },
+        " before, after, reason, ip, created_at) VALUES (:actor_id, :actor_label, :action,"
+        " :object_type, :object_id, :before, :after, :reason, :ip, :created_at)",
+        row,
     )
 
 

@@ -17,14 +17,13 @@ from sqlalchemy import select
 
 from core import audit, user_keys
 from core.accounts import find_user
-from core.gateway import routing
 from core.gateway.models import Hold
 from core.models import UsageEvent
 from core.pricing import MICRO as CR
 from tests.conftest import Billing, LiveServer, make_test_app
+from tests.gateway_setup import UPSTREAM_SECRET, route_to_standin
 from tests.llm_upstream import LLMUpstream, Scenario, Usage
 
-UPSTREAM_SECRET = "sk-upstream-secret-123"
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 
@@ -59,20 +58,7 @@ def make_world(db_config: dict[str, Any], **config: Any) -> Iterator[World]:
     upstream = LLMUpstream(api_key=UPSTREAM_SECRET).start()
     app = make_test_app(db_config, GATEWAY_PING_SECONDS=0.2, **config)
     billing = Billing(app)
-    box = app.extensions["creditline.gateway"].box
-    with billing.db.write() as s:
-        routing.create_upstream(s, audit.CLI, box, "stand-in", upstream.url, UPSTREAM_SECRET)
-    with billing.db.write() as s:
-        routing.set_route(
-            s,
-            audit.CLI,
-            "gpt-4o-mini",
-            "stand-in",
-            upstream_model="upstream-mini",
-            context_window=100_000,
-            max_output=2_000,
-            default_output_cap=1_000,
-        )
+    route_to_standin(app, billing, upstream.url)
     user = billing.user("kim@example.com", 100 * CR)
     with billing.db.write() as s:
         _, key = user_keys.create(s, audit.CLI, user.id, "laptop")

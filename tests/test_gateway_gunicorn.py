@@ -33,18 +33,17 @@ from sqlalchemy import select
 from core import audit, ledger, user_keys
 from core.accounts import find_user
 from core.clock import utcnow
-from core.gateway import routing
 from core.gateway.models import Hold
 from core.holds import expire_overdue
 from core.models import UsageEvent
 from core.pricing import MICRO as CR
 from tests.conftest import Billing, make_test_app
+from tests.gateway_setup import UPSTREAM_SECRET, route_to_standin
 from tests.gunicorn_server import Gunicorn
 from tests.llm_upstream import LLMUpstream, Scenario, Usage
 
 pytestmark = pytest.mark.slow
 
-UPSTREAM_SECRET = "sk-upstream-secret-123"
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 EMAIL = "kim@example.com"
 
@@ -87,20 +86,7 @@ def make_world(
     upstream = LLMUpstream(api_key=UPSTREAM_SECRET).start()
     app = make_test_app(db_config)
     billing = Billing(app)
-    box = app.extensions["creditline.gateway"].box
-    with billing.db.write() as s:
-        routing.create_upstream(s, audit.CLI, box, "stand-in", upstream.url, UPSTREAM_SECRET)
-    with billing.db.write() as s:
-        routing.set_route(
-            s,
-            audit.CLI,
-            "gpt-4o-mini",
-            "stand-in",
-            upstream_model="upstream-mini",
-            context_window=100_000,
-            max_output=2_000,
-            default_output_cap=1_000,
-        )
+    route_to_standin(app, billing, upstream.url)
     user = billing.user(EMAIL, funds)
     with billing.db.write() as s:
         _, key = user_keys.create(s, audit.CLI, user.id, "laptop")
