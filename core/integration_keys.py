@@ -85,10 +85,11 @@ def authenticate(cursor: RawCursor, presented: str) -> AuthenticatedKey | None:
     return AuthenticatedKey(key_id, name, cursor.to_datetime(last_used_at))
 
 
-def needs_touch(key: AuthenticatedKey, now: datetime | None = None) -> bool:
-    """Is ``last_used_at`` older than LAST_USED_RESOLUTION (or unset)?"""
+def needs_touch(last_used_at: datetime | None, now: datetime | None = None) -> bool:
+    """Is a key's ``last_used_at`` older than LAST_USED_RESOLUTION (or unset)?
+    For integration keys and users' keys alike."""
     now = now or utcnow()
-    return key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION
+    return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
 
 
 def touch(session: Session, key_id: int) -> None:

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -51,15 +51,6 @@ class KeyHolder:
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def live(now: datetime | None = None) -> ColumnElement[bool]:
-    """The condition "this key still works" (not revoked, not expired)."""
-    now = now or utcnow()
-    return and_(
-        UserApiKey.revoked_at.is_(None),
-        (UserApiKey.expires_at.is_(None)) | (UserApiKey.expires_at > now),
-    )
 
 
 def create(
@@ -206,3 +197,8 @@ def revoke_by_name(session: Session, actor: audit.Actor, user_id: int, name: str
     if key_id is None:
         raise ValidationError(f"This user has no key named {name.strip()!r} to revoke.")
     return revoke(session, actor, key_id)
+
+
+def touch(session: Session, key_id: int) -> None:
+    """Record that the key was used now (``integration_keys.needs_touch`` says when)."""
+    session.execute(update(UserApiKey).where(UserApiKey.id == key_id).values(last_used_at=utcnow()))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from core import audit, user_keys
 from core.accounts import find_user
-from core.gateway.models import Hold
+from core.gateway.models import Hold, UserApiKey
 from core.models import UsageEvent
 from core.pricing import MICRO as CR
 from tests.conftest import Billing, LiveServer, make_test_app
@@ -341,3 +341,11 @@ def test_revoked_expired_and_disabled_keys(world: World) -> None:
     disabled = post(world, ok, key)
     assert (disabled.status_code, disabled.json()["error"]["code"]) == (403, "user_disabled")
     assert world.upstream.request_count == 0
+
+
+def test_a_call_records_when_the_key_was_last_used(world: World) -> None:
+    with world.billing.db.read_session() as s:
+        assert s.scalar(select(UserApiKey.last_used_at)) is None
+    world.sdk().models.list()
+    with world.billing.db.read_session() as s:
+        assert s.scalar(select(UserApiKey.last_used_at)) is not None

@@ -17,7 +17,6 @@ from blueprints.query_args import parse_cursor
 from core import catalog, hold_queries
 from core.errors import DomainError
 from core.gateway import routing
-from core.gateway.models import Upstream
 
 
 @bp.route("/upstreams", methods=["GET", "POST"])
@@ -48,7 +47,7 @@ def upstreams() -> Response | tuple[str, int]:
 @bp.route("/upstreams/<int:upstream_id>", methods=["GET", "POST"])
 def edit_upstream(upstream_id: int) -> Response | tuple[str, int]:
     """One upstream: its base URL, a new secret (blank keeps it), enabled."""
-    row = read_session().get(Upstream, upstream_id) or abort(404)
+    row = routing.find_upstream(read_session(), upstream_id) or abort(404)
     if request.method == "POST":
         form = UpstreamForm()
     else:

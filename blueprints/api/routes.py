@@ -54,7 +54,7 @@ def authenticate() -> Response | None:
         )
         response.headers["Retry-After"] = str(verdict.retry_after)
         return response
-    if integration_keys.needs_touch(key):
+    if integration_keys.needs_touch(key.last_used_at):
         with database().write() as s:
             integration_keys.touch(s, key.id)
     return None

@@ -9,7 +9,7 @@ from blueprints.extensions import database, gateway
 from blueprints.gateway import bp
 from blueprints.gateway.responses import domain_error_response
 from blueprints.rate_limits import rate_limits
-from core import user_keys
+from core import integration_keys, user_keys
 from core.errors import DomainError, RateLimited, RequestTooLarge, Unauthenticated, UserDisabled
 from core.gateway.call_plan import Endpoint
 from core.gateway.routing import callable_models
@@ -42,6 +42,9 @@ def authenticate() -> None:
             retry_after=verdict.retry_after,
         )
     g.key_holder = holder
+    if integration_keys.needs_touch(holder.last_used_at):
+        with database().write() as s:
+            user_keys.touch(s, holder.key_id)
 
 
 def _body() -> bytes:

@@ -145,6 +145,10 @@ def update_upstream(
     return row
 
 
+def find_upstream(session: Session, upstream_id: int) -> Upstream | None:
+    return session.get(Upstream, upstream_id)
+
+
 def upstreams(session: Session) -> list[Upstream]:
     return list(session.scalars(select(Upstream).order_by(Upstream.name)))
 

@@ -43,7 +43,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from core import holds
 from core.clock import utcnow
@@ -64,6 +63,7 @@ from core.holds import Hold, HoldRequest, Snapshot
 from core.pricebook import PriceBookCache
 from core.pricing import format_credits
 from core.secret_box import SecretBox
+from core.settings import Settings
 from core.user_keys import KeyHolder
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,10 @@ class Call:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a call ended, as the response headers and the admin pages tell it."""
+    """What a call was charged, for the response headers."""
 
     charged_ucr: int
-    balance_ucr: int | None
-    status: str  # "charged" | "estimated" | "released"
+    balance_ucr: int | None  # None when nothing was charged
 
 
 class Gateway:
@@ -284,7 +283,7 @@ class Gateway:
             usage, estimated = Usage(tokens_in, tokens_out), True
         if usage is None:
             self._release(call, "no_usage")
-            return Outcome(0, None, "released")
+            return Outcome(0, None)
         with self.db.raw_write() as cur:
             settled = holds.settle(
                 cur,
@@ -295,9 +294,7 @@ class Gateway:
                 estimated=estimated,
                 disconnected=disconnected and not estimated,
             )
-        return Outcome(
-            settled.charged_ucr, settled.balance_ucr, "estimated" if estimated else "charged"
-        )
+        return Outcome(settled.charged_ucr, settled.balance_ucr)
 
     def _release(self, call: Call, reason_code: str) -> None:
         call.finished = True
@@ -341,7 +338,8 @@ class Relay:
                 gateway.finish(call, meter.usage, meter.text_bytes, disconnected=True)
 
 
-def _check_caps(request: HoldRequest, settings: Any) -> None:
+def _check_caps(request: HoldRequest, settings: Settings) -> None:
+    """Refuse a worst case above the per-event caps (the usage API's caps)."""
     tokens = request.max_input_tokens + request.max_output_tokens
     if tokens > settings.max_tokens_per_event:
         raise LimitExceeded(
@@ -359,10 +357,10 @@ def _check_caps(request: HoldRequest, settings: Any) -> None:
 
 
 def _error_event(stream: UpstreamStream) -> bytes:
-    error = (
-        UpstreamTimeout("The upstream did not finish in time.")
-        if stream.timed_out
-        else UpstreamFailed("The upstream broke the connection mid-stream.")
-    )
-    body = {"error": {"code": error.code, "message": error.message, "type": "api_error"}}
+    """The SSE error a client gets when its stream is cut (headers already sent)."""
+    if stream.timed_out:
+        code, message = UpstreamTimeout.code, "The upstream did not finish in time."
+    else:
+        code, message = UpstreamFailed.code, "The upstream broke the connection mid-stream."
+    body = {"error": {"code": code, "message": message, "type": "api_error"}}
     return b"data: " + json.dumps(body).encode() + b"\n\n"
