@@ -125,7 +125,9 @@ class Database:
         """
         self._after_write.append(listener)
 
-    def _notify(self) -> None:
+    def notify_committed(self) -> None:
+        """Tell this thread's listeners that a write it made has committed
+        (``core.group_commit`` calls it for writes another thread committed)."""
         for listener in self._after_write:
             listener()
 
@@ -138,7 +140,7 @@ class Database:
         """One write transaction: commit on success, roll back on any error."""
         with self._writers(), self._write_sessions.begin() as session:
             yield session
-        self._notify()
+        self.notify_committed()
 
     def _writers(self) -> AbstractContextManager[None]:
         """Wait in line with this database's other writers (``core.writer_lock``)."""
@@ -156,7 +158,7 @@ class Database:
                 cursor.execute("BEGIN IMMEDIATE")
             yield cursor
             cursor.connection.commit()
-        self._notify()
+        self.notify_committed()
 
     @contextmanager
     def raw_read(self) -> Iterator[RawCursor]:

@@ -148,10 +148,10 @@ class Setting(Base):
 
 
 class ConfigVersion(Base):
-    """One row whose counter every rate, price or settings change increments in
-    the same transaction. Each process caches the price book and reloads it when
-    this number moves, so a change is in force for the very next event on every
-    worker."""
+    """One row whose counter every rate, price, settings, route or upstream change
+    increments in the same transaction. Each process caches the price book (and
+    the gateway its routes) and reloads it when this number moves, so a change
+    is in force for the very next event on every worker."""
 
     __tablename__ = "config_version"
 

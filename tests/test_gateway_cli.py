@@ -13,6 +13,7 @@ from core import user_keys
 from core.gateway import routing
 from core.gateway.models import Hold, Upstream, UserApiKey
 from core.pricing import MICRO as CR
+from core.rawdb import RawCursor
 from tests.conftest import Billing
 from tests.hold_helpers import request_for, take, wallet
 
@@ -98,13 +99,13 @@ def test_user_keys_from_the_cli(runner: FlaskCliRunner, billing: Billing) -> Non
     assert code == 0, out
     key = out.strip().splitlines()[-1]
     with billing.db.read_session() as s:
-        holder = user_keys.authenticate(s, key)
+        holder = user_keys.authenticate(RawCursor.of_session(s), key)
         row = s.scalar(select(UserApiKey))
     assert holder is not None and holder.limit_ucr == 12_500_000
     assert row.expires_at.year == 2999
     assert run(runner, "revoke-user-key", "kim@example.com", "ci")[0] == 0
     with billing.db.read_session() as s:
-        assert user_keys.authenticate(s, key) is None
+        assert user_keys.authenticate(RawCursor.of_session(s), key) is None
     code, out = run(runner, "revoke-user-key", "kim@example.com", "ci")
     assert code == 1 and "no key named" in out
     code, out = run(runner, "create-user-key", "nobody@example.com", "k")

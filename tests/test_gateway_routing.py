@@ -16,6 +16,7 @@ from core.gateway import routing
 from core.gateway.call_plan import RouteLimits
 from core.gateway.models import Upstream, UserApiKey
 from core.models import AuditEntry
+from core.rawdb import RawCursor
 from core.secret_box import SecretBox
 from tests.conftest import Billing
 
@@ -146,22 +147,27 @@ def test_a_user_key_authenticates_until_revoked_or_expired(billing: Billing) -> 
         row, key = user_keys.create(s, audit.CLI, user.id, "laptop", limit_ucr=5_000_000)
     assert key.startswith("clk_") and len(key) > 50
     with billing.db.read_session() as s:
-        holder = user_keys.authenticate(s, key)
+        holder = user_keys.authenticate(RawCursor.of_session(s), key)
         stored = s.get(UserApiKey, row.id)
         assert stored.key_hash != key and key not in stored.key_hash
     assert holder is not None and holder.user_id == user.id and holder.limit_ucr == 5_000_000
     with billing.db.read_session() as s:
-        assert user_keys.authenticate(s, key[:-1] + ("a" if key[-1] != "a" else "b")) is None
-        assert user_keys.authenticate(s, "sk-" + key[3:]) is None
+        assert (
+            user_keys.authenticate(
+                RawCursor.of_session(s), key[:-1] + ("a" if key[-1] != "a" else "b")
+            )
+            is None
+        )
+        assert user_keys.authenticate(RawCursor.of_session(s), "sk-" + key[3:]) is None
     with billing.db.write() as s:
         user_keys.revoke_by_name(s, audit.CLI, user.id, "laptop")
     with billing.db.read_session() as s:
-        assert user_keys.authenticate(s, key) is None
+        assert user_keys.authenticate(RawCursor.of_session(s), key) is None
     with billing.db.write() as s:
         row, key = user_keys.create(s, audit.CLI, user.id, "laptop")  # the name is free again
         row.expires_at = utcnow() - timedelta(seconds=1)
     with billing.db.read_session() as s:
-        assert user_keys.authenticate(s, key) is None
+        assert user_keys.authenticate(RawCursor.of_session(s), key) is None
 
 
 def test_key_names_are_unique_among_keys_not_revoked_and_owners_are_checked(
@@ -202,4 +208,4 @@ def test_a_disabled_users_key_says_so(billing: Billing) -> None:
         _, key = user_keys.create(s, audit.CLI, user.id, "k")
         s.get(type(user), user.id).is_disabled = True
     with billing.db.read_session() as s:
-        assert user_keys.authenticate(s, key).user_disabled
+        assert user_keys.authenticate(RawCursor.of_session(s), key).user_disabled

@@ -26,8 +26,8 @@ def _bearer() -> str:
 @bp.before_request
 def authenticate() -> None:
     """A working user key, an enabled account, and the key's rate limit."""
-    with database().read_session() as session:
-        holder = user_keys.authenticate(session, _bearer())
+    with database().raw_read() as cursor:
+        holder = user_keys.authenticate(cursor, _bearer())
     if holder is None:
         raise Unauthenticated(
             "A valid Creditline API key is required (Authorization: Bearer clk_…)."

@@ -13,6 +13,7 @@ Every change is audited (secrets appear only as "set" / "changed").
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,7 +26,9 @@ from core.errors import ValidationError
 from core.gateway.call_plan import RouteLimits
 from core.gateway.models import GatewayRoute, Upstream
 from core.models import AiModel
+from core.rawdb import RawCursor
 from core.secret_box import SecretBox
+from core.versions import bump_config_version
 
 # Defaults of ``set-route`` when a limit is not given: a common chat model.
 DEFAULT_CONTEXT_WINDOW = 128_000
@@ -103,6 +106,7 @@ def create_upstream(
     row = Upstream(name=name, base_url=url, secret_sealed=box.seal(secret) if secret else None)
     session.add(row)
     session.flush()
+    bump_config_version(session)
     audit.record(
         session,
         actor,
@@ -139,6 +143,7 @@ def update_upstream(
         after["secret"] = SECRET_CHANGED
     if after != before:
         row.updated_at = utcnow()
+        bump_config_version(session)
         audit.record(
             session, actor, "upstream.update", "upstream", row.id, before=before, after=after
         )
@@ -228,6 +233,7 @@ def set_route(
     row.updated_at = utcnow()
     session.flush()
     if before != state:
+        bump_config_version(session)
         audit.record(
             session,
             actor,
@@ -300,6 +306,43 @@ def route_for(session: Session, model_name: str) -> ResolvedRoute | None:
     """The route of the model clients call ``model_name``, or None."""
     row = session.execute(_resolved_query().where(AiModel.name == model_name)).first()
     return None if row is None else _resolved(row)
+
+
+_ROUTES_SQL = (
+    "SELECT m.name, m.id, m.enabled, r.enabled, u.enabled, u.name, u.base_url,"
+    " u.secret_sealed, r.upstream_model, r.context_window, r.max_output,"
+    " r.default_output_cap, r.overhead"
+    " FROM gateway_routes r JOIN ai_models m ON m.id = r.model_id"
+    " JOIN upstreams u ON u.id = r.upstream_id"
+)
+
+
+class RouteCache:
+    """Every route, resolved, cached per process like the price book
+    (``core.pricebook``): changing a route, an upstream or a model bumps the
+    config version, and the table is reloaded when the version read in the
+    caller's transaction differs from the one it was loaded at."""
+
+    def __init__(self) -> None:
+        self._loaded: tuple[int, Mapping[str, ResolvedRoute]] | None = None
+
+    def current(self, cursor: RawCursor, version: int) -> Mapping[str, ResolvedRoute]:
+        """The routes by model name, as of config ``version`` (read by the caller)."""
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == version:
+            return loaded[1]
+        table = {
+            name: ResolvedRoute(
+                model_id, name, bool(m_on), bool(r_on), bool(u_on), upstream, url, sealed,
+                target, RouteLimits(window, out, cap, extra),
+            )
+            for (
+                name, model_id, m_on, r_on, u_on, upstream, url, sealed,
+                target, window, out, cap, extra,
+            ) in cursor.execute(_ROUTES_SQL).fetchall()
+        }  # fmt: skip
+        self._loaded = (version, table)
+        return table
 
 
 def routes(session: Session) -> list[ResolvedRoute]:

@@ -57,11 +57,14 @@ from core.errors import (
 )
 from core.gateway import routing
 from core.gateway.call_plan import CallPlan, Endpoint, estimated_tokens, plan_chat, plan_embeddings
+from core.gateway.routing import ResolvedRoute
 from core.gateway.sse_relay import EventSplitter, StreamMeter, Usage, meter_response
 from core.gateway.upstream_client import Upstream, UpstreamClient, UpstreamStream
+from core.group_commit import GroupCommit
 from core.holds import Hold, HoldRequest, Snapshot
 from core.pricebook import PriceBookCache
 from core.pricing import format_credits
+from core.rawdb import RawCursor
 from core.secret_box import SecretBox
 from core.settings import Settings
 from core.user_keys import KeyHolder
@@ -123,6 +126,9 @@ class Gateway:
         settings: GatewaySettings,
     ) -> None:
         self.db = db
+        self.writes = GroupCommit(db)  # the hold and settle transactions
+        self.routes = routing.RouteCache()
+        self._opened: dict[str, str] = {}  # sealed upstream secret -> secret
         self.prices = prices
         self.box = box
         self.client = client
@@ -141,28 +147,24 @@ class Gateway:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise ValidationError("'model' is required.", param="model")
-        with self.db.read_session() as session:
-            route = routing.route_for(session, model)
-        if route is None:
-            raise UnknownModel(f"The model {model!r} does not exist.", param="model")
-        if not route.callable:
-            raise ModelDisabled(f"The model {model!r} is not available.", param="model")
         planner = plan_chat if endpoint is Endpoint.CHAT else plan_embeddings
-        plan = planner(
-            body,
-            len(raw),
-            route.limits,
-            upstream_model=route.upstream_model,
-            user_tag=f"creditline-{holder.user_id}",
-        )
-        secret = self.box.open(route.secret_sealed) if route.secret_sealed else ""
-        upstream = Upstream(route.base_url, secret)
         now = utcnow()
-        with self.db.raw_write() as cur:
+
+        def take_hold(cur: RawCursor) -> tuple[Hold, CallPlan, ResolvedRoute]:
             book = self.prices.current(cur)
+            route = self.routes.current(cur, book.version).get(model)
             price = book.models.get(model)
-            if price is None or not price.enabled:
+            if route is None or price is None:
+                raise UnknownModel(f"The model {model!r} does not exist.", param="model")
+            if not route.callable:
                 raise ModelDisabled(f"The model {model!r} is not available.", param="model")
+            plan = planner(
+                body,
+                len(raw),
+                route.limits,
+                upstream_model=route.upstream_model,
+                user_tag=f"creditline-{holder.user_id}",
+            )
             request = HoldRequest(
                 user_id=holder.user_id,
                 user_email=holder.user_email,
@@ -185,8 +187,21 @@ class Gateway:
             )
             _check_caps(request, book.settings)
             hold = holds.take(cur, request, now, max_active=self.settings.max_concurrent_per_user)
+            return hold, plan, route
+
+        hold, plan, route = self.writes.run(take_hold)
+        upstream = Upstream(route.base_url, self._secret(route.secret_sealed))
         deadline = time.monotonic() + self.settings.stream_max_seconds
         return Call(holder, plan, upstream, hold, deadline)
+
+    def _secret(self, sealed: str | None) -> str:
+        """An upstream's secret, opened once per process (sealed values are immutable)."""
+        if not sealed:
+            return ""
+        opened = self._opened.get(sealed)
+        if opened is None:
+            opened = self._opened[sealed] = self.box.open(sealed)
+        return opened
 
     # --- 2. the upstream call -------------------------------------------------
 
@@ -284,8 +299,8 @@ class Gateway:
         if usage is None:
             self._release(call, "no_usage")
             return Outcome(0, None)
-        with self.db.raw_write() as cur:
-            settled = holds.settle(
+        settled = self.writes.run(
+            lambda cur: holds.settle(
                 cur,
                 call.hold,
                 usage.input_tokens,
@@ -294,12 +309,12 @@ class Gateway:
                 estimated=estimated,
                 disconnected=disconnected and not estimated,
             )
+        )
         return Outcome(settled.charged_ucr, settled.balance_ucr)
 
     def _release(self, call: Call, reason_code: str) -> None:
         call.finished = True
-        with self.db.raw_write() as cur:
-            holds.release(cur, call.hold, reason_code, utcnow())
+        self.writes.run(lambda cur: holds.release(cur, call.hold, reason_code, utcnow()))
 
 
 class Relay:
