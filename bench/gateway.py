@@ -90,7 +90,7 @@ def start_gunicorn(app: str, env: dict[str, str], port: int) -> subprocess.Popen
 def wrk(url: str, path: str, key: str, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
         [
-            "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+            "wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency",
             "-s", str(ROOT / "bench" / "chat.lua"), url, "--", path, key,
         ],
         capture_output=True, text=True, check=True,
@@ -144,12 +144,14 @@ def reroute(database_url: str, encryption_key: str, upstream: str) -> None:
     db.dispose()
 
 
-def streams(url: str, key: str, n: int) -> dict[str, float]:
-    """``n`` streams at once; their time to first byte, errors, wall time."""
+def streams(url: str, key: str, n: int, ramp: float = 0.0) -> dict[str, float]:
+    """``n`` streams, all at once (``ramp`` 0) or started evenly over ``ramp``
+    seconds; their time to first byte, errors, the most open at one time."""
     ttfb: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(n)
+    open_now = [0, 0]  # open streams, peak
     body = {
         "model": "gpt-4o-mini",
         "messages": [{"role": "user", "content": "Tell a story"}],
@@ -159,8 +161,9 @@ def streams(url: str, key: str, n: int) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     client = httpx.Client(limits=httpx.Limits(max_connections=n + 10), timeout=httpx.Timeout(60.0))
 
-    def one() -> None:
+    def one(index: int) -> None:
         start.wait()
+        time.sleep(ramp * index / n)
         began = time.perf_counter()
         try:
             with client.stream(
@@ -171,8 +174,14 @@ def streams(url: str, key: str, n: int) -> dict[str, float]:
                 for chunk in response.iter_raw():
                     if first is None:
                         first = time.perf_counter() - began
+                        with lock:
+                            open_now[0] += 1
+                            open_now[1] = max(open_now)
                     data += chunk
                 ok = response.status_code == 200 and data.rstrip().endswith(b"data: [DONE]")
+                if first is not None:
+                    with lock:
+                        open_now[0] -= 1
             with lock:
                 if ok and first is not None:
                     ttfb.append(first * 1000)
@@ -182,7 +191,7 @@ def streams(url: str, key: str, n: int) -> dict[str, float]:
             with lock:
                 errors.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=one) for _ in range(n)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     began = time.perf_counter()
     for t in threads:
         t.start()
@@ -195,6 +204,7 @@ def streams(url: str, key: str, n: int) -> dict[str, float]:
         "ttfb_p50": statistics.median(ttfb) if ttfb else float("nan"),
         "ttfb_p99": statistics.quantiles(ttfb, n=100)[98] if len(ttfb) > 1 else float("nan"),
         "wall": time.perf_counter() - began,
+        "peak_open": open_now[1],
     }
 
 
@@ -243,6 +253,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--streams", type=int, default=300)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--ramp", type=float, default=5.0, help="seconds over which the second stream run starts"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="creditline-gateway-bench-"))
@@ -273,12 +286,13 @@ def main() -> None:
             "proxy": (f"http://127.0.0.1:{proxy_port}", ""),
             "creditline": (f"http://127.0.0.1:{gw_port}", key),
         }
-        results = {}
+        results, alone = {}, {}
         for name, (base, bearer) in targets.items():
             wrk(base, "/v1/chat/completions", bearer, 2, args.connections)  # warm-up
             results[name] = wrk(
                 base, "/v1/chat/completions", bearer, args.seconds, args.connections
             )
+            alone[name] = wrk(base, "/v1/chat/completions", bearer, args.seconds, 1)
         print(
             f"database: {url.split('://')[0]}; gunicorn gthread 2 workers x"
             f" {threads['GUNICORN_THREADS']} threads"
@@ -296,6 +310,16 @@ def main() -> None:
             f"added latency over direct: p50 {c['p50_ms'] - d['p50_ms']:.2f} ms (target <= 3),"
             f" p99 {c['p99_ms'] - d['p99_ms']:.2f} ms (target <= 15)"
         )
+        print("one connection (one call at a time: the latency a call adds, no queueing)")
+        for name, r in alone.items():
+            print(f"{name:12} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}")
+        c1, p1, d1 = alone["creditline"], alone["proxy"], alone["direct"]
+        print(
+            f"added over direct: creditline p50 {c1['p50_ms'] - d1['p50_ms']:.2f} ms,"
+            f" p99 {c1['p99_ms'] - d1['p99_ms']:.2f} ms;"
+            f" bare proxy p50 {p1['p50_ms'] - d1['p50_ms']:.2f} ms,"
+            f" p99 {p1['p99_ms'] - d1['p99_ms']:.2f} ms"
+        )
 
         reroute(url, fernet, "streams")
         peak = [0.0]
@@ -307,20 +331,28 @@ def main() -> None:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        direct = streams(stream_url.removesuffix("/v1"), "", args.streams)
-        via = streams(f"http://127.0.0.1:{gw_port}", key, args.streams)
+        runs = {}
+        for ramp in (0.0, args.ramp):
+            runs[ramp] = (
+                streams(stream_url.removesuffix("/v1"), "", args.streams, ramp),
+                streams(f"http://127.0.0.1:{gw_port}", key, args.streams, ramp),
+            )
         stop.set()
         sampler.join()
         print(f"2. {args.streams} concurrent streams of ~10 s")
-        for name, r in (("direct", direct), ("creditline", via)):
+        for ramp, (direct, via) in runs.items():
+            how = "all at once" if not ramp else f"started over {ramp:.0f} s"
+            for name, r in (("direct", direct), ("creditline", via)):
+                print(
+                    f"{name:12} {how:18} ok {r['ok']:4.0f}  errors {r['errors']:3.0f}"
+                    f"  peak open {r['peak_open']:4.0f}  ttfb p50 {r['ttfb_p50']:7.2f} ms"
+                    f"  p99 {r['ttfb_p99']:7.2f} ms"
+                )
             print(
-                f"{name:12} ok {r['ok']:4.0f}  errors {r['errors']:3.0f}  ttfb p50"
-                f" {r['ttfb_p50']:7.2f} ms  p99 {r['ttfb_p99']:7.2f} ms  wall {r['wall']:5.1f} s"
+                f"{'':12} {how:18} ttfb overhead p50"
+                f" {via['ttfb_p50'] - direct['ttfb_p50']:.2f} ms (target <= 5)"
             )
-        print(
-            f"ttfb overhead p50 {via['ttfb_p50'] - direct['ttfb_p50']:.2f} ms (target <= 5);"
-            f" server RSS peak {peak[0]:.0f} MB (target <= 400)"
-        )
+        print(f"server RSS peak {peak[0]:.0f} MB (target <= 400)")
         print(audit_charges(url))
     finally:
         for proc in procs:

@@ -28,8 +28,10 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import hold_queries
 from core.bounds import exact_sum
 from core.enums import TopUpStatus, UsageStatus
+from core.hold_queries import HoldSummary
 from core.models import AiModel, TopUp, UsageDaily, UsageEvent, User, Wallet
 
 
@@ -70,6 +72,7 @@ class Report:
     top_users: list[tuple[str, int]]
     rejected: list[tuple[str, int]]
     liability_ucr: int
+    holds: HoldSummary
 
 
 def _day(value: object) -> date:
@@ -119,6 +122,7 @@ def report(session: Session, today: date, closed: ClosedDays, days: int = 30) ->
         .order_by(func.count().desc())
     ).all()
     liability = exact_sum(session, Wallet.balance_ucr)  # ten full wallets pass 64 bits
+    held = hold_queries.summary(session, datetime.combine(since, time.min))
     return Report(
         daily,
         monthly,
@@ -127,6 +131,7 @@ def report(session: Session, today: date, closed: ClosedDays, days: int = 30) ->
         top,
         [(code or "unknown", int(n)) for code, n in rejected],
         int(liability),
+        held,
     )
 
 

@@ -1,9 +1,16 @@
-"""Holds as admins see them: a paged list, and releasing one by hand.
+"""Holds as admins see them: a paged list, a summary, and releasing one by hand.
 
 ``page`` lists holds newest first with keyset paging (``id < cursor``, as
 ``core.paging``), either the active ones or the ones that ended without a
 charge (released or expired); settled holds are ordinary usage and show on
 the usage pages.
+
+``summary`` is the analytics page's view of the gateway: what is reserved
+now, the calls of a period that ended without a charge (released, expired),
+and the *shortfalls*: calls whose real cost was above their hold, so the
+charge stopped at the hold and the rest was never billed. Each figure is
+read through an index (the active and ended ones by status, the shortfalls
+by a partial index holding only them), never by scanning every call's hold.
 
 ``release`` frees one active hold with no charge, for an admin who knows the
 call behind it is gone. It runs in its own ``Database.raw_write``
@@ -19,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import audit, holds
@@ -59,6 +66,50 @@ class HoldRow:
     @property
     def active(self) -> bool:
         return self.status == HoldStatus.ACTIVE
+
+
+@dataclass(frozen=True)
+class HoldSummary:
+    """The gateway's holds for admins (``summary``)."""
+
+    active: int
+    reserved_ucr: int
+    released: int  # since the period's start, with no charge
+    expired: int
+    short_calls: int  # settled calls whose real cost was above the hold
+    shortfall_ucr: int  # what those calls cost beyond their charge
+
+
+def summary(session: Session, since: datetime) -> HoldSummary:
+    """Active holds now; holds ended since ``since`` without a charge; shortfalls."""
+    active, reserved = session.execute(
+        select(func.count(), func.coalesce(func.sum(Hold.amount_ucr), 0)).where(
+            Hold.status == HoldStatus.ACTIVE
+        )
+    ).one()
+    ended = dict(
+        session.execute(
+            select(Hold.status, func.count())
+            .where(
+                Hold.status.in_((HoldStatus.RELEASED, HoldStatus.EXPIRED)),
+                Hold.closed_at >= since,
+            )
+            .group_by(Hold.status)
+        ).all()
+    )
+    short, shortfall = session.execute(
+        select(func.count(), func.coalesce(func.sum(Hold.shortfall_ucr), 0)).where(
+            Hold.shortfall_ucr > 0, Hold.closed_at >= since
+        )
+    ).one()
+    return HoldSummary(
+        int(active),
+        int(reserved),
+        int(ended.get(HoldStatus.RELEASED, 0)),
+        int(ended.get(HoldStatus.EXPIRED, 0)),
+        int(short),
+        int(shortfall),
+    )
 
 
 def page(

@@ -35,6 +35,12 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "64"))
+# A worker takes a new connection only while it has a thread for it (plus a
+# few idle keep-alive ones): the rest wait in the listen backlog, where any
+# worker with a free thread takes them. With gunicorn's default (1,000) one
+# worker could take more streams than it has threads while another had
+# threads free, and the surplus waited, inside it, for a stream to end.
+worker_connections = threads + 8
 # With gthread this bounds an unresponsive worker, not a request.
 timeout = 30
 graceful_timeout = 30

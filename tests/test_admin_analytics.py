@@ -7,12 +7,14 @@ from datetime import date, timedelta
 import pytest
 from flask.testing import FlaskClient
 
-from core import analytics
+from core import analytics, holds
 from core.clock import utcnow
 from core.errors import InsufficientCredits
+from core.hold_queries import HoldSummary
 from core.models import AiModel, RateChange, TopUp, UsageDaily, User
 from core.pricing import MICRO as CR
 from tests.conftest import Billing
+from tests.hold_helpers import request_for, take
 
 
 def _paid_topup(billing: Billing, email: str, dollars: int, refunded_cents: int = 0) -> None:
@@ -144,3 +146,29 @@ def test_closed_days_are_summed_once_and_live_days_every_time(dataset: Billing) 
         tomorrow.by_model,
         tomorrow.top_users,
     )
+
+
+def test_gateway_holds_and_shortfalls(client: FlaskClient, admin: Billing) -> None:
+    """Running holds, holds ended without a charge, and the calls that cost
+    more than their hold (charged the hold; the rest is the shortfall)."""
+    admin.user("kim@example.com", 100 * CR)
+    request = request_for(admin, "kim@example.com")  # a 4.5-credit worst case
+    running, short, released = (take(admin, request) for _ in range(3))
+    lost = take(admin, request_for(admin, "kim@example.com", ttl=timedelta(seconds=-1)))
+    with admin.db.raw_write() as cur:
+        holds.settle(cur, short, 2_000, 1_000, utcnow())  # costs 9: 4.5 charged, 4.5 short
+        holds.release(cur, released, "no_usage", utcnow())
+        assert holds.expire_overdue(cur, utcnow()) == [lost.id]
+    with admin.db.read_session() as s:
+        report = analytics.report(s, utcnow().date(), analytics.ClosedDays())
+    assert report.holds == HoldSummary(
+        active=1,
+        reserved_ucr=running.amount_ucr,
+        released=1,
+        expired=1,
+        short_calls=1,
+        shortfall_ucr=4_500_000,
+    )
+    page = client.get("/admin/analytics").get_data(as_text=True)
+    assert "1 calls, 4.50 credits reserved" in page
+    assert '<td class="num" id="shortfall">1 calls, 4.50 credits not billed</td>' in page

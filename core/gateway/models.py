@@ -121,6 +121,13 @@ class Hold(Base):
         ),
         Index("ix_holds_status_expires", "status", "expires_at"),
         Index("ix_holds_wallet_status", "wallet_id", "status"),
+        # The few calls that cost more than their hold, for analytics.
+        Index(
+            "ix_holds_shortfall_closed",
+            "closed_at",
+            sqlite_where=text("shortfall_ucr > 0"),
+            postgresql_where=text("shortfall_ucr > 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
