@@ -262,13 +262,28 @@ class Gateway:
                 yield DONE_EVENT
         except GeneratorExit:
             gone = True
-            if not call.finished:
-                self._after_client_left(stream, splitter, meter)
             raise
+        finally:
+            self._end(call, stream, splitter, meter, client_gone=gone)
+
+    def _end(
+        self,
+        call: Call,
+        stream: UpstreamStream,
+        splitter: EventSplitter,
+        meter: StreamMeter,
+        *,
+        client_gone: bool,
+    ) -> None:
+        """However a stream ended: after a client left, read on or not (the
+        abort policy), close the upstream, and settle if not done yet."""
+        try:
+            if client_gone and not call.finished:
+                self._after_client_left(stream, splitter, meter)
         finally:
             stream.close()
             if not call.finished:
-                self.finish(call, meter.usage, meter.text_bytes, disconnected=gone)
+                self.finish(call, meter.usage, meter.text_bytes, disconnected=client_gone)
 
     def _after_client_left(
         self, stream: UpstreamStream, splitter: EventSplitter, meter: StreamMeter
@@ -343,14 +358,8 @@ class Relay:
         if self._started:
             self._events.close()
             return
-        gateway, call, stream = self._gateway, self._call, self._stream
-        meter = StreamMeter(client_wants_usage=call.plan.client_wants_usage)
-        try:
-            gateway._after_client_left(stream, EventSplitter(), meter)
-        finally:
-            stream.close()
-            if not call.finished:
-                gateway.finish(call, meter.usage, meter.text_bytes, disconnected=True)
+        meter = StreamMeter(client_wants_usage=self._call.plan.client_wants_usage)
+        self._gateway._end(self._call, self._stream, EventSplitter(), meter, client_gone=True)
 
 
 def _check_caps(request: HoldRequest, settings: Settings) -> None:
