@@ -9,6 +9,7 @@ from flask import Flask, render_template_string
 
 from core import charts
 from core.analytics import DayFlow, Report, Revenue
+from core.hold_queries import HoldSummary
 from core.usage import Summary, Totals
 
 CR = 1_000_000  # µcr per credit
@@ -57,6 +58,7 @@ def test_chart_points_from_the_analytics_report() -> None:
         top_users=[],
         rejected=[],
         liability_ucr=0,
+        holds=HoldSummary(0, 0, 0, 0, 0, 0),
     )
     assert charts.net_revenue_per_day(report) == [
         ("2026-11-01", 2_000, "$20.00"),
