@@ -11,8 +11,8 @@ transaction open across the network (as the gateway does, ``core.gateway``):
    sends ``POST {base}/chat-messages`` (``response_mode: streaming``,
    ``user: creditline-<user id>``). Any other request for the turn (a
    reconnect, a replay) waits for it to end and replays the stored answer.
-3. ``core.dify_relay`` closes the turn (one write transaction): on ``message_end`` the hold is
-   settled at the app's billing model with Dify's ``prompt_tokens`` and
+3. ``core.dify_relay`` closes the turn (one write transaction): on
+   ``message_end`` the hold is settled at the app's billing model with Dify's ``prompt_tokens`` and
    ``completion_tokens`` (a usage event whose ``event_id`` is Dify's message
    id, ``hold_id`` set: the same path as every gateway call); on a Dify
    error, a broken stream or nothing at all the hold is released. The turn
@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 
 from core import holds
 from core.clock import utcnow
@@ -353,8 +352,3 @@ class DifyChat:
             log.warning("dify stop of turn %s failed: %s", turn_id, exc.code)
             return False
         return True
-
-
-def turn_expired(created_at: datetime, now: datetime, settings: GatewaySettings) -> bool:
-    """A pending turn older than a hold's lifetime will never be answered."""
-    return now - created_at > settings.hold_ttl

@@ -19,6 +19,7 @@ from blueprints.errors import ERROR_STATUS
 from blueprints.extensions import dify_chat
 from core import dify_apps, dify_queries
 from core.dify import Chatter
+from core.dify_models import ChatConversation
 from core.errors import ChatNotFound, DomainError, InsufficientCredits
 
 
@@ -87,8 +88,18 @@ def send(slug: str) -> Response | tuple[str, int]:
         return _refused(exc.message, 402, top_up=True)
     except DomainError as exc:
         return _refused(exc.message, ERROR_STATUS[exc.code])
-    turn = dify_queries.turn(read_session(), current_user.id, started.turn_id)
-    html = render_template("chat/_sent.html", turn=turn, conversation_id=started.conversation_id)
+    session = read_session()
+    turn = dify_queries.turn(session, current_user.id, started.turn_id)
+    conversation = None
+    if started.new_conversation:
+        conversation = session.get(ChatConversation, started.conversation_id)
+    html = render_template(
+        "chat/_sent.html",
+        turn=turn,
+        conversation_id=started.conversation_id,
+        new_conversation=conversation,
+        slug=slug,
+    )
     response = Response(html)
     if started.new_conversation:
         response.headers["HX-Push-Url"] = url_for(
