@@ -53,6 +53,7 @@ MAX_QUERY_CHARS = 10_000
 TITLE_CHARS = 80
 PING = b": ping\n\n"
 REPLAY_POLL_SECONDS = 0.5
+STOP_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -224,17 +225,17 @@ class DifyChat:
                     close_turn(cur, turn_id, "failed", "The message expired; send it again.")
         if run is None:
             return self._replay(turn_id)
-        target = self._target(turn_id)
-        body = {
-            "inputs": {},
-            "query": target.query,
-            "response_mode": "streaming",
-            "conversation_id": target.dify_conversation_id or "",
-            "user": f"creditline-{user_id}",
-        }
         try:
+            target = self._target(turn_id)
+            body = {
+                "inputs": {},
+                "query": target.query,
+                "response_mode": "streaming",
+                "conversation_id": target.dify_conversation_id or "",
+                "user": f"creditline-{user_id}",
+            }
             stream = self.client.open_stream(target.upstream, "chat-messages", body, run.deadline)
-        except UpstreamFailed as exc:
+        except UpstreamFailed as exc:  # refused, unreachable, timed out, key unreadable
             log.warning("dify app refused turn %s: %s", turn_id, exc.code)
             fail_turn(
                 self.db, run, "upstream_error", "The app could not be reached; nothing was charged."
@@ -339,9 +340,9 @@ class DifyChat:
                 return True
         if state != "running" or not task_id:
             return False
-        upstream = Upstream(base_url, self.box.open(sealed))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         try:
+            upstream = Upstream(base_url, self.box.open(sealed))
             self.client.post_json(
                 upstream,
                 f"chat-messages/{task_id}/stop",

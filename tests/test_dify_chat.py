@@ -3,6 +3,7 @@ stream, the charge at the billing model (once), every ending, and ownership."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from core import audit, dify_apps
+from core.accounts import find_user
 from core.dify_models import ChatConversation, ChatTurn
 from core.gateway.models import Hold
 from core.models import UsageEvent
@@ -48,8 +51,6 @@ def chat(app: Flask, billing: Billing, auth: AuthActions, dify: DifyStandIn) -> 
 
 def _wallet(billing: Billing, email: str = ALICE) -> tuple[int, int]:
     with billing.db.read_session() as s:
-        from core.accounts import find_user
-
         wallet = find_user(s, email).wallet
         return wallet.balance_ucr, wallet.reserved_ucr
 
@@ -332,8 +333,6 @@ def test_chat_pages_list_enabled_apps_only(
 ) -> None:
     assert "Support bot" in client.get("/chat").get_data(as_text=True)
     assert client.get("/chat/nope").status_code == 404
-    from core import audit, dify_apps
-
     with chat.db.write() as s:
         dify_apps.update_app(
             s, audit.CLI, app.extensions["creditline.gateway"].box, 1, enabled=False
@@ -342,3 +341,45 @@ def test_chat_pages_list_enabled_apps_only(
     assert client.get(f"/chat/{SLUG}").status_code == 404
     status, _ = send(client, "hi")
     assert status == 404
+
+
+def test_a_reconnect_while_the_answer_runs_waits_and_replays_without_calling_dify(
+    client: FlaskClient, chat: Billing, app: Flask, dify: DifyStandIn
+) -> None:
+    dify.next(Scenario(gated=True))
+    _, fragment = send(client, "hi")
+    url = events_url(fragment)
+    first = client.get(url, buffered=False)
+    chunks = iter(first.response)
+    seen = b""
+    while b"event: delta" not in seen:
+        seen += next(chunks)
+
+    second_tab = app.test_client()
+    AuthActions(second_tab).login(ALICE)
+    replayed: list[list[tuple[str, str]]] = []
+    reader = threading.Thread(target=lambda: replayed.append(read_events(second_tab, url)))
+    reader.start()
+    dify.advance(2)
+    rest = b"".join(chunks)
+    first.close()
+    reader.join(timeout=30)
+
+    assert parse_events((seen + rest).decode())[-1] == ("end", "Hello there, how can I help?")
+    assert replayed == [[("end", "Hello there, how can I help?")]]
+    assert len(dify.chat_requests) == 1
+    assert len(_usage(chat)) == 1
+
+
+def test_stopping_a_message_not_yet_sent_releases_its_hold(
+    client: FlaskClient, chat: Billing, dify: DifyStandIn
+) -> None:
+    _, fragment = send(client, "hi")
+    turn = _turn(chat)
+    stopped = post_form(client, f"/chat/turns/{turn.id}/stop", csrf_page=f"/chat/{SLUG}")
+    assert stopped.status_code == 204
+    assert _wallet(chat) == (100 * MICRO, 0)
+    assert read_events(client, events_url(fragment))[-1][0] == "error"
+    assert dify.requests == []
+    assert _usage(chat) == []
+    assert chat.problems() == []
