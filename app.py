@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from core import config as cfg
 from core.analytics import ClosedDays
 from core.db import Database
+from core.dify import DifyChat
 from core.gateway.service import Gateway, GatewaySettings
 from core.gateway.upstream_client import Timeouts, UpstreamClient
 from core.passwords import Passwords
@@ -45,6 +46,10 @@ def create_app(
     )
 
     app.extensions["creditline.gateway"] = _gateway(app)
+    gw = app.extensions["creditline.gateway"]
+    app.extensions["creditline.dify_chat"] = DifyChat(
+        gw.db, gw.prices, gw.box, gw.client, gw.settings
+    )
 
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
@@ -124,7 +129,9 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.admin import bp as admin_bp
     from blueprints.api import bp as api_bp
     from blueprints.auth import bp as auth_bp
+    from blueprints.chat import bp as chat_bp
     from blueprints.commands import register_commands
+    from blueprints.dify_commands import register_dify_commands
     from blueprints.extensions import csrf
     from blueprints.gateway import bp as gateway_bp
     from blueprints.gateway_commands import register_gateway_commands
@@ -135,6 +142,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(pricing_bp)
+    app.register_blueprint(chat_bp)
     app.register_blueprint(admin_bp)
     # The API authenticates with bearer keys, not cookies: CSRF does not apply.
     csrf.exempt(api_bp)
@@ -147,3 +155,4 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     register_commands(app)
     register_gateway_commands(app)
+    register_dify_commands(app)

@@ -6,6 +6,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from core.analytics import ClosedDays
 from core.db import Database
+from core.dify import DifyChat
 from core.gateway.service import Gateway
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
@@ -40,3 +41,8 @@ def stripe_gateway() -> StripeGateway:
 def gateway() -> Gateway:
     """This app's metering gateway (``core.gateway.service``)."""
     return current_app.extensions["creditline.gateway"]
+
+
+def dify_chat() -> DifyChat:
+    """This app's chat with Dify apps (``core.dify``)."""
+    return current_app.extensions["creditline.dify_chat"]

@@ -13,6 +13,9 @@ Design:
         Conflict                an idempotency key reused for another payload
         UsageRejected           an event stored as rejected (and its reasons)
       Unavailable               a backing service cannot serve now
+      GatewayError              the metering gateway (core.holds, core.gateway)
+      ChatError                 chat with Dify apps (core.dify)
+        ChatNotFound            an app, conversation or turn the user cannot see
 
 Invariants:
     * Every error carries ``message`` (for people: shown on forms, printed by
@@ -269,6 +272,20 @@ class UpstreamRefused(UpstreamFailed):
 
 class SecretUnreadable(UpstreamFailed):
     """Raised when a stored upstream secret cannot be decrypted with any configured key."""
+
+
+# --- chat with Dify apps (core.dify) ----------------------------------------------------
+
+
+class ChatError(DomainError):
+    """Raised when a chat with a Dify app cannot go on."""
+
+
+class ChatNotFound(ChatError):
+    """Raised when an app is not enabled, or a conversation or turn is not the user's own
+    (one answer for both, so ids cannot be probed)."""
+
+    code = "not_found"
 
 
 # reason_code stored on a rejected event -> the error to raise on replay.

@@ -420,5 +420,7 @@ class PaymentAnomaly(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
-# The gateway's tables share this metadata: usage events point at holds.
+# The gateway's tables share this metadata (usage events point at holds), and
+# so do the chat's (conversations and turns point at users and holds).
+from core import dify_models as _dify_models  # noqa: E402, F401
 from core.gateway import models as _gateway_models  # noqa: E402, F401

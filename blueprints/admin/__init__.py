@@ -9,6 +9,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(require_admin)
 
 from blueprints.admin import (  # noqa: E402,F401
+    dify_routes,
     gateway_routes,
     model_routes,
     payment_routes,
