@@ -52,6 +52,8 @@ Each POST takes the next ``Scenario`` queued with ``up.next(...)`` (FIFO), else
   connection closes (sent with ``Connection: close``).
 - ``split_frames=True``: each SSE frame goes out as two HTTP chunks, cut in the
   middle of its JSON (as proxies re-chunk); otherwise one HTTP chunk per frame.
+- ``one_write=True``: every frame in one HTTP chunk, sent in one write (a client
+  receives the whole answer, usage included, in one read).
 - ``hang=True``: the request is read and recorded but nothing is answered until
   ``up.release()`` (then the scenario goes on) or ``up.stop()`` (then the
   connection is closed with no answer).
@@ -155,6 +157,7 @@ class Scenario:
     stall_after_chunks: int | None = None
     no_done: bool = False
     split_frames: bool = False
+    one_write: bool = False
     hang: bool = False
     status: int = 200
     error_body: Mapping[str, Any] | None = None
@@ -641,6 +644,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_frames(self, s: Scenario, frames: list[bytes]) -> bool:
         up = self.server.upstream
+        if s.one_write:
+            body = b"".join(frames)
+            ready = up._pause(s.first_chunk_delay)
+            if ready:
+                self.wfile.write(b"%X\r\n%s\r\n" % (len(body), body))
+            return ready
         for sent, frame in enumerate(frames):
             if s.fail_after_chunks is not None and sent >= s.fail_after_chunks:
                 return False

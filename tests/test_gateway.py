@@ -17,9 +17,11 @@ from sqlalchemy import select
 
 from core import audit, user_keys
 from core.accounts import find_user
+from core.gateway.call_plan import Endpoint
 from core.gateway.models import Hold, UserApiKey
 from core.models import UsageEvent
 from core.pricing import MICRO as CR
+from core.rawdb import RawCursor
 from tests.conftest import Billing, LiveServer, make_test_app
 from tests.gateway_setup import UPSTREAM_SECRET, route_to_standin
 from tests.llm_upstream import LLMUpstream, Scenario, Usage
@@ -290,6 +292,29 @@ def test_a_client_that_leaves_is_charged_the_drained_usage(world: World) -> None
     assert (event.status, event.disconnected) == ("charged", True)
     assert (event.input_tokens, event.output_tokens) == (40, 20)
     assert world.upstream.completed_streams == 1  # read to its end
+    assert world.billing.problems() == []
+
+
+def test_usage_received_with_the_last_relayed_event_is_not_lost(world: World) -> None:
+    """The whole answer, usage included, arrives in one read; the client is
+    gone after the first event. Under ``drain`` the events received but not
+    relayed are metered too, so the reported usage is charged, not an
+    estimate. Driven the way a WSGI server drives the response: ``next``,
+    then ``close`` when a write fails."""
+    world.upstream.next(Scenario(usage=Usage(40, 20), chunks=8, one_write=True))
+    gateway = world.app.extensions["creditline.gateway"]
+    with world.billing.db.read_session() as s:
+        holder = user_keys.authenticate(RawCursor.of_session(s), world.key)
+    body = json.dumps(STREAM_BODY).encode()
+    call = gateway.begin(holder, Endpoint.CHAT, body)
+    relay = gateway.relay(call, gateway.open_stream(call))
+    world.upstream.wait_until(lambda up: up.completed_streams == 1)  # all of it sent
+    assert next(relay).startswith(b"data: ")
+    relay.close()
+    [event] = world.events()
+    assert (event.status, event.disconnected) == ("charged", True)
+    assert (event.input_tokens, event.output_tokens) == (40, 20)
+    assert event.cost_ucr == cost(40, 20)
     assert world.billing.problems() == []
 
 

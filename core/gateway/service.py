@@ -40,7 +40,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -240,13 +241,16 @@ class Gateway:
         so a client that has read the whole stream has been charged."""
         meter = StreamMeter(client_wants_usage=call.plan.client_wants_usage)
         splitter = EventSplitter()
+        unread: deque[bytes] = deque()  # split from a chunk, not metered yet
         gone = False
         try:
             for chunk in stream.chunks(self.settings.ping_seconds):
                 if chunk is UpstreamStream.PING:
                     yield PING_EVENT
                     continue
-                for event in splitter.feed(chunk):
+                unread.extend(splitter.feed(chunk))
+                while unread:
+                    event = unread.popleft()
                     out = meter.process(event)
                     if meter.done and not call.finished:
                         self.finish(call, meter.usage, meter.text_bytes, disconnected=False)
@@ -264,7 +268,7 @@ class Gateway:
             gone = True
             raise
         finally:
-            self._end(call, stream, splitter, meter, client_gone=gone)
+            self._end(call, stream, splitter, meter, client_gone=gone, unread=unread)
 
     def _end(
         self,
@@ -274,24 +278,33 @@ class Gateway:
         meter: StreamMeter,
         *,
         client_gone: bool,
+        unread: Iterable[bytes] = (),
     ) -> None:
         """However a stream ended: after a client left, read on or not (the
-        abort policy), close the upstream, and settle if not done yet."""
+        abort policy), close the upstream, and settle if not done yet.
+        ``unread``: events already received but not relayed when the client
+        left (the usage may be among them)."""
         try:
             if client_gone and not call.finished:
-                self._after_client_left(stream, splitter, meter)
+                self._after_client_left(stream, splitter, meter, unread)
         finally:
             stream.close()
             if not call.finished:
                 self.finish(call, meter.usage, meter.text_bytes, disconnected=client_gone)
 
     def _after_client_left(
-        self, stream: UpstreamStream, splitter: EventSplitter, meter: StreamMeter
+        self,
+        stream: UpstreamStream,
+        splitter: EventSplitter,
+        meter: StreamMeter,
+        unread: Iterable[bytes],
     ) -> None:
-        """``drain``: read the upstream on (to its usage) within the drain time;
-        ``cancel``: close it now."""
+        """``drain``: meter what was received but not relayed, then read the
+        upstream on (to its usage) within the drain time; ``cancel``: close it now."""
         if self.settings.abort_policy != "drain":
             return
+        for event in unread:
+            meter.process(event)
         until = time.monotonic() + self.settings.drain_seconds
         for chunk in stream.chunks(self.settings.ping_seconds, until=until):
             for event in splitter.feed(chunk):
