@@ -57,6 +57,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,6 +71,10 @@ T = TypeVar("T")
 # listener reads it to choose IMMEDIATE over DEFERRED.
 _WRITE_OPTION = "creditline_write"
 _SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+# The raw cursors' connections on PostgreSQL (``Database._raw``): pool_size +
+# this many per process at most, waited for up to RAW_WAIT_SECONDS.
+RAW_OVERFLOW = 10
+RAW_WAIT_SECONDS = 30.0
 
 
 class Database:
@@ -116,6 +121,9 @@ class Database:
         self._idle: list[RawCursor] = []  # see _raw()
         self._idle_lock = threading.Lock()
         self._max_idle = pool_size
+        self._raw_slots = (
+            None if self.is_sqlite else threading.BoundedSemaphore(pool_size + RAW_OVERFLOW)
+        )
 
     def on_write_committed(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every committed write transaction.
@@ -179,7 +187,25 @@ class Database:
 
         Unlike the pool (``pool_pre_ping``), the stack does not ping: a
         PostgreSQL connection taken from it is checked by its first statement
-        instead, at no cost when it is alive (``_replace_dead``)."""
+        instead, at no cost when it is alive (``_replace_dead``).
+
+        On PostgreSQL, like the pool, it opens at most ``pool_size +
+        RAW_OVERFLOW`` connections per process: a thread beyond that waits for
+        one (``RAW_WAIT_SECONDS``, then the pool's own TimeoutError, a 503).
+        Unbounded, a burst of calls (300 streams starting at once) opened a
+        connection each and went past the server's ``max_connections``."""
+        slots = self._raw_slots
+        if slots is not None and not slots.acquire(timeout=RAW_WAIT_SECONDS):
+            raise sa_exc.TimeoutError("no database connection free in time")
+        try:
+            with self._lent_cursor() as cursor:
+                yield cursor
+        finally:
+            if slots is not None:
+                slots.release()
+
+    @contextmanager
+    def _lent_cursor(self) -> Iterator[RawCursor]:
         with self._idle_lock:
             cursor = self._idle.pop() if self._idle else None
         if cursor is None:

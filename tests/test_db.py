@@ -186,3 +186,38 @@ def test_the_migrations_build_exactly_the_schema_the_models_describe(app: Flask)
     with db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+@pytest.mark.skipif(not USING_PG, reason="PostgreSQL only: SQLite has no server to exhaust")
+def test_raw_cursors_open_a_bounded_number_of_connections(app: Flask) -> None:
+    """A burst of threads on the raw paths waits for a connection instead of
+    opening one each (past the server's max_connections, a burst failed)."""
+    import threading
+    import time
+
+    from core.db import RAW_OVERFLOW
+
+    db = Database(app.config["DATABASE_URL"], schema=app.config["DATABASE_SCHEMA"], pool_size=2)
+    cap = 2 + RAW_OVERFLOW
+    lock = threading.Lock()
+    now, peak, done = [0], [0], []
+
+    def hold_one() -> None:
+        with db.raw_read() as cur:
+            cur.execute("SELECT 1")
+            with lock:
+                now[0] += 1
+                peak[0] = max(peak[0], now[0])
+            time.sleep(0.1)
+            with lock:
+                now[0] -= 1
+        done.append(1)
+
+    threads = [threading.Thread(target=hold_one) for _ in range(3 * cap)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    db.dispose()
+    assert len(done) == 3 * cap  # every thread got its turn, none failed
+    assert peak[0] == cap
