@@ -13,6 +13,8 @@ from core.analytics import ClosedDays
 from core.db import Database
 from core.gateway.service import Gateway, GatewaySettings
 from core.gateway.upstream_client import Timeouts, UpstreamClient
+from core.mailer import MailServer
+from core.outbox_worker import OutboxDeliverer, OutboxThread
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
 from core.secret_box import SecretBox, load_or_create_encryption_key
@@ -45,6 +47,7 @@ def create_app(
     )
 
     app.extensions["creditline.gateway"] = _gateway(app)
+    _outbox(app)
 
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
@@ -96,6 +99,23 @@ def _gateway(app: Flask) -> Gateway:
     )
 
 
+def _outbox(app: Flask) -> None:
+    """The outbox deliverer; with OUTBOX_WORKER, a background thread that starts
+    with the first request and is woken after every committed write."""
+    c = app.config
+    box = SecretBox(c["ENCRYPTION_KEY"] or load_or_create_encryption_key(app.instance_path))
+    mail = MailServer.from_url(c["MAIL_URL"], c["MAIL_FROM"] or "") if c["MAIL_URL"] else None
+    db = app.extensions["creditline.db"]
+    deliverer = OutboxDeliverer(db, box, mail)
+    app.extensions["creditline.outbox"] = deliverer
+    if not c["OUTBOX_WORKER"]:
+        return
+    thread = OutboxThread(deliverer, c["OUTBOX_POLL_SECONDS"])
+    app.extensions["creditline.outbox_thread"] = thread
+    db.on_write_committed(thread.nudge)
+    app.before_request(thread.start)
+
+
 def _init_extensions(app: Flask) -> None:
     from blueprints import (
         cookie_session,
@@ -129,6 +149,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.gateway import bp as gateway_bp
     from blueprints.gateway_commands import register_gateway_commands
     from blueprints.main import bp as main_bp
+    from blueprints.outbox_commands import register_outbox_commands
     from blueprints.pricing import bp as pricing_bp
     from blueprints.webhooks import bp as webhooks_bp
 
@@ -147,3 +168,4 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     register_commands(app)
     register_gateway_commands(app)
+    register_outbox_commands(app)

@@ -421,4 +421,5 @@ class PaymentAnomaly(Base):
 
 
 # The gateway's tables share this metadata: usage events point at holds.
+from core import outbox_models as _outbox_models  # noqa: E402, F401
 from core.gateway import models as _gateway_models  # noqa: E402, F401
