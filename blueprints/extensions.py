@@ -9,6 +9,7 @@ from core.db import Database
 from core.gateway.service import Gateway
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
+from core.secret_box import SecretBox
 from core.stripe_gateway import StripeGateway
 
 csrf = CSRFProtect()
@@ -40,3 +41,8 @@ def stripe_gateway() -> StripeGateway:
 def gateway() -> Gateway:
     """This app's metering gateway (``core.gateway.service``)."""
     return current_app.extensions["creditline.gateway"]
+
+
+def secret_box() -> SecretBox:
+    """This app's key for secrets at rest (``core.secret_box``)."""
+    return current_app.extensions["creditline.outbox"].box

@@ -8,10 +8,9 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from blueprints.commands import fails_cleanly
-from blueprints.extensions import database
+from blueprints.extensions import database, secret_box
 from core import audit, setting_values
 from core.outbox_worker import OutboxDeliverer
-from core.secret_box import SecretBox, load_or_create_encryption_key
 
 
 def register_outbox_commands(app: Flask) -> None:
@@ -33,10 +32,8 @@ def register_outbox_commands(app: Flask) -> None:
 @with_appcontext
 @fails_cleanly
 def set_setting(name: str, value: str, reason: str) -> None:
-    c = current_app.config
-    box = SecretBox(c["ENCRYPTION_KEY"] or load_or_create_encryption_key(current_app.instance_path))
     with database().write() as s:
-        setting_values.set_from_text(s, audit.CLI, name, value, reason, box)
+        setting_values.set_from_text(s, audit.CLI, name, value, reason, secret_box())
     shown = "(set)" if name == "webhook_secret" and value else repr(value)
     click.echo(f"{name} = {shown}")
 

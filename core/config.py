@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_RATE_LIMIT_IP": "20/minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5/minute",
     "REGISTER_RATE_LIMIT": "5/hour",  # new accounts per client IP
+    "FORGOT_RATE_LIMIT": "5/hour",  # "forgot password" requests per client IP
     "API_RATE_LIMIT": "6000/minute",  # per integration key
     "PREFERRED_URL_SCHEME": "http",
     "TRUSTED_PROXIES": 0,  # number of reverse proxies to trust for X-Forwarded-*
@@ -79,6 +80,7 @@ ENV_KEYS: dict[str, Callable[[str], Any]] = {
     "RATELIMIT_KEY_PREFIX": str,
     "API_RATE_LIMIT": str,
     "REGISTER_RATE_LIMIT": str,
+    "FORGOT_RATE_LIMIT": str,
     "PASSWORD_HASH_CONCURRENCY": int,
     "PREFERRED_URL_SCHEME": str,
     "TRUSTED_PROXIES": int,

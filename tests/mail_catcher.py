@@ -18,7 +18,7 @@ class _Inbox:
         self.messages: list[Message] = []
         self.tls_seen: list[bool] = []
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
         self.messages.append(message_from_bytes(envelope.original_content or b""))
         self.tls_seen.append(session.ssl is not None)
         return "250 OK"

@@ -114,14 +114,21 @@ def test_a_rolled_back_change_leaves_no_message(mail_app: Flask) -> None:
     billing = Billing(mail_app)
     billing.user("rb@example.com", 6_000 * MICRO)
 
+    seen: list[str] = []
+
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), billing.db.write() as s:
-        ledger.adjust(s, audit.CLI, "rb@example.com", -2_000 * MICRO, "crossing")
-        assert len([r for r in _rows_in(s) if r.event_type == "balance.low"]) == 1
-        raise Boom
-    assert rows(mail_app) == []
+    def cross_then_fail() -> None:
+        with billing.db.write() as s:
+            ledger.adjust(s, audit.CLI, "rb@example.com", -2_000 * MICRO, "crossing")
+            seen.extend(r.event_type for r in _rows_in(s))
+            raise Boom
+
+    with pytest.raises(Boom):
+        cross_then_fail()
+    assert seen == ["balance.low"]  # written inside the transaction...
+    assert rows(mail_app) == []  # ...and gone with it
     with billing.db.write() as s:  # the same change, committed, leaves its message
         ledger.adjust(s, audit.CLI, "rb@example.com", -2_000 * MICRO, "crossing")
     assert [r.event_type for r in rows(mail_app)] == ["balance.low"]
@@ -154,7 +161,7 @@ def test_refused_usage_mails_the_user_and_posts_a_signed_webhook(
     assert event["data"]["event_id"] == "e1"
 
     assert drain(mail_app).sent == 0  # not due yet: backing off
-    webhook = [r for r in rows(mail_app) if r.channel == "webhook"][0]
+    webhook = next(r for r in rows(mail_app) if r.channel == "webhook")
     assert (webhook.status, webhook.attempts) == ("pending", 1)
     assert "500" in (webhook.last_error or "")
 

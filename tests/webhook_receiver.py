@@ -14,7 +14,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.received.append((dict(self.headers.items()), body, status))
