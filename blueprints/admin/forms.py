@@ -20,10 +20,10 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from blueprints.form_rules import ReasonRule, parsed_amount
 from core.bounds import MAX_TOKENS_PER_EVENT, MAX_TOPUP_OPTION_USD
-from core.settings import REGISTRATION_MODES
 from core.enums import Role
 from core.gateway.routing import MAX_TOKENS_LIMIT
 from core.pricing import parse_credits, parse_rate, parse_usd_per_m
+from core.settings import REGISTRATION_MODES
 
 
 def field_named(form: FlaskForm, name: object, default: Field) -> Field:
