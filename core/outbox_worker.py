@@ -99,7 +99,21 @@ class OutboxDeliverer:
             for row in claimed:
                 self._deliver(row, webhook, moment, result)
 
+    def _any_due(self, now: datetime) -> bool:
+        """A read first: the common answer (nothing due) takes no write lock."""
+        with self.db.raw_read() as cur:
+            return (
+                cur.scalar(
+                    "SELECT 1 FROM outbox_messages WHERE status = 'pending'"
+                    " AND next_attempt_at <= :now LIMIT 1",
+                    {"now": cur.db_value(now)},
+                )
+                is not None
+            )
+
     def _claim(self, now: datetime) -> list[_Claimed]:
+        if not self._any_due(now):
+            return []
         with self.db.raw_write() as cur:
             due = cur.execute(
                 "SELECT id FROM outbox_messages WHERE status = 'pending'"

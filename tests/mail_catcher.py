@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -17,10 +18,12 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.tls_seen: list[bool] = []
+        self.arrived = threading.Event()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
         self.messages.append(message_from_bytes(envelope.original_content or b""))
         self.tls_seen.append(session.ssl is not None)
+        self.arrived.set()
         return "250 OK"
 
 

@@ -279,3 +279,26 @@ def test_mail_url_is_checked() -> None:
         "us@er",
         "p:ss",
     )
+
+
+def test_the_background_thread_delivers_after_a_request(
+    db_config: dict[str, Any], catcher: MailCatcher
+) -> None:
+    app = make_test_app(
+        db_config,
+        OUTBOX_WORKER=True,
+        MAIL_URL=catcher.url,
+        MAIL_FROM="billing@creditline.test",
+    )
+    thread = app.extensions["creditline.outbox_thread"]
+    try:
+        billing = Billing(app)
+        billing.user("bg@example.com")
+        with pytest.raises(InsufficientCredits):
+            billing.debit("e1", "bg@example.com")
+        app.test_client().get("/auth/login")  # the first request starts the thread
+        assert catcher.inbox.arrived.wait(60), "the thread delivered nothing"
+        assert "refused" in catcher.to("bg@example.com")[0]["Subject"]
+    finally:
+        thread.stop()
+        app.extensions["creditline.db"].dispose()
