@@ -14,7 +14,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from core.errors import ValidationError
@@ -56,7 +56,9 @@ class MailServer:
         message["To"] = to
         message["Subject"] = subject
         message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or None)
+        message["Message-ID"] = make_msgid(
+            domain=parseaddr(self.sender)[1].rpartition("@")[2] or None
+        )
         message.set_content(text)
         context = ssl.create_default_context()
         smtp: smtplib.SMTP

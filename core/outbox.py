@@ -100,16 +100,13 @@ def _unix(moment: datetime) -> int:
     return int((moment - datetime(1970, 1, 1)).total_seconds())
 
 
-def _users(cur: RawCursor, where: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """(user id, email, wallet id, balance, reserved, threshold) of matching wallets."""
-    return cur.execute(
-        "SELECT u.id, u.email, w.id, w.balance_ucr, w.reserved_ucr,"
-        " u.low_balance_threshold_ucr, a.low"
-        " FROM wallets w JOIN users u ON u.id = w.user_id"
-        " LEFT JOIN balance_alerts a ON a.user_id = u.id"
-        f" WHERE {where}",
-        params,
-    ).fetchall()
+_DEFAULT_THRESHOLD = Settings().default_low_balance_threshold_ucr
+
+
+def _owners(cur: RawCursor, wallet_ids: Iterable[int]) -> dict[int, int]:
+    """wallet id -> user id."""
+    where, params = cur.is_one_of("id", "ids", wallet_ids)
+    return dict(cur.execute(f"SELECT id, user_id FROM wallets WHERE {where}", params).fetchall())
 
 
 # --- low balance -----------------------------------------------------------------
@@ -122,13 +119,19 @@ def note_wallets(cur: RawCursor, wallet_ids: Iterable[int]) -> None:
     if not ids:
         return
     where, params = cur.is_one_of("w.id", "ids", ids)
-    rows = _users(cur, where, params)
-    settings: Settings | None = None
+    rows = cur.execute(
+        "SELECT u.id, u.email, w.id, w.balance_ucr, w.reserved_ucr,"
+        " u.low_balance_threshold_ucr, a.low,"
+        " (SELECT value FROM settings WHERE key = 'default_low_balance_threshold_ucr')"
+        " FROM wallets w JOIN users u ON u.id = w.user_id"
+        " LEFT JOIN balance_alerts a ON a.user_id = u.id"
+        f" WHERE {where}",
+        params,
+    ).fetchall()
     now = cur.db_value(utcnow())
-    for user_id, email, wallet_id, balance, reserved, threshold, low in rows:
+    for user_id, email, wallet_id, balance, reserved, threshold, low, default in rows:
         if threshold is None:
-            settings = settings or _settings(cur)
-            threshold = settings.default_low_balance_threshold_ucr
+            threshold = json.loads(default) if default else _DEFAULT_THRESHOLD
         is_low = balance - reserved < threshold
         if bool(low) == is_low:
             continue
@@ -256,8 +259,7 @@ def holds_expired(cur: RawCursor, holds: Sequence[tuple[int, int, int | None, in
     """Holds (id, wallet id, user key id, amount) that expired uncharged."""
     if not holds or not _settings(cur).webhook_url:
         return
-    where, params = cur.is_one_of("w.id", "ids", [h[1] for h in holds])
-    owners = {row[2]: row[0] for row in _users(cur, where, params)}
+    owners = _owners(cur, [h[1] for h in holds])
     for hold_id, wallet_id, key_id, amount in holds:
         enqueue_webhook(
             cur,
