@@ -14,6 +14,8 @@ from core.db import Database
 from core.dify import DifyChat
 from core.gateway.service import Gateway, GatewaySettings
 from core.gateway.upstream_client import Timeouts, UpstreamClient
+from core.mailer import MailServer
+from core.outbox_worker import OutboxDeliverer, OutboxThread
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
 from core.secret_box import SecretBox, load_or_create_encryption_key
@@ -45,11 +47,14 @@ def create_app(
         http_client=app.config["STRIPE_HTTP_CLIENT"],
     )
 
-    app.extensions["creditline.gateway"] = _gateway(app)
-    gw = app.extensions["creditline.gateway"]
-    app.extensions["creditline.dify_chat"] = DifyChat(
-        gw.db, gw.prices, gw.box, gw.client, gw.settings
+    # One key for every secret at rest: upstream secrets, Dify keys, the webhook secret.
+    box = SecretBox(
+        app.config["ENCRYPTION_KEY"] or load_or_create_encryption_key(app.instance_path)
     )
+    app.extensions["creditline.secret_box"] = box
+    gw = app.extensions["creditline.gateway"] = _gateway(app, box)
+    app.extensions["creditline.dify_chat"] = DifyChat(gw.db, gw.prices, box, gw.client, gw.settings)
+    _outbox(app, box)
 
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
@@ -80,12 +85,11 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
             app.config[key] = https
 
 
-def _gateway(app: Flask) -> Gateway:
-    """The metering gateway: its secrets key, a pooled upstream client, its settings."""
+def _gateway(app: Flask, box: SecretBox) -> Gateway:
+    """The metering gateway: a pooled upstream client, its settings."""
     c = app.config
     if c["GATEWAY_ABORT_POLICY"] not in ("drain", "cancel"):
         raise ValueError("GATEWAY_ABORT_POLICY must be 'drain' or 'cancel'")
-    box = SecretBox(c["ENCRYPTION_KEY"] or load_or_create_encryption_key(app.instance_path))
     client = UpstreamClient(
         Timeouts(connect=c["GATEWAY_CONNECT_TIMEOUT"], first_byte=c["GATEWAY_FIRST_BYTE_TIMEOUT"])
     )
@@ -99,6 +103,22 @@ def _gateway(app: Flask) -> Gateway:
     return Gateway(
         app.extensions["creditline.db"], app.extensions["creditline.prices"], box, client, settings
     )
+
+
+def _outbox(app: Flask, box: SecretBox) -> None:
+    """The outbox deliverer; with OUTBOX_WORKER, a background thread that starts
+    with the first request and is woken after every committed write."""
+    c = app.config
+    mail = MailServer.from_url(c["MAIL_URL"], c["MAIL_FROM"] or "") if c["MAIL_URL"] else None
+    db = app.extensions["creditline.db"]
+    deliverer = OutboxDeliverer(db, box, mail)
+    app.extensions["creditline.outbox"] = deliverer
+    if not c["OUTBOX_WORKER"]:
+        return
+    thread = OutboxThread(deliverer, c["OUTBOX_POLL_SECONDS"])
+    app.extensions["creditline.outbox_thread"] = thread
+    db.on_write_committed(thread.nudge)
+    app.before_request(thread.start)
 
 
 def _init_extensions(app: Flask) -> None:
@@ -136,6 +156,7 @@ def _register_blueprints(app: Flask) -> None:
     from blueprints.gateway import bp as gateway_bp
     from blueprints.gateway_commands import register_gateway_commands
     from blueprints.main import bp as main_bp
+    from blueprints.outbox_commands import register_outbox_commands
     from blueprints.pricing import bp as pricing_bp
     from blueprints.webhooks import bp as webhooks_bp
 
@@ -156,3 +177,4 @@ def _register_blueprints(app: Flask) -> None:
     register_commands(app)
     register_gateway_commands(app)
     register_dify_commands(app)
+    register_outbox_commands(app)

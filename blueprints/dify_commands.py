@@ -46,7 +46,7 @@ def add_dify_app(
     key = os.environ.get(key_env, "")
     if not key.strip():
         raise ValidationError(f"The environment variable {key_env} is empty or not set.")
-    box = current_app.extensions["creditline.gateway"].box
+    box = current_app.extensions["creditline.secret_box"]
     with database().write() as s:
         row = dify_apps.create_app(
             s,

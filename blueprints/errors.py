@@ -64,6 +64,9 @@ ERROR_STATUS: dict[str, int] = {
     "payments_not_configured": 503,
     "busy": 503,
     "unavailable": 503,
+    "link_invalid": 400,
+    "registration_closed": 403,
+    "delivery_failed": 502,
 }
 
 # The codes of ERROR_STATUS that the JSON API never answers with, and why; every
@@ -78,6 +81,9 @@ OFF_API_CODES: dict[str, str] = {
     "payment_provider_error": "top-up pages",
     "payments_not_configured": "top-up pages",
     "busy": "sign-in and password pages",
+    "link_invalid": "invitation and password-reset pages",
+    "registration_closed": "the sign-up page",
+    "delivery_failed": "the outbox worker's record of a failed email or webhook",
 }
 
 # The codes that answer a bare HTTP status (werkzeug's 404, 405, 429, ...).

@@ -10,6 +10,7 @@ from core.dify import DifyChat
 from core.gateway.service import Gateway
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
+from core.secret_box import SecretBox
 from core.stripe_gateway import StripeGateway
 
 csrf = CSRFProtect()
@@ -46,3 +47,8 @@ def gateway() -> Gateway:
 def dify_chat() -> DifyChat:
     """This app's chat with Dify apps (``core.dify``)."""
     return current_app.extensions["creditline.dify_chat"]
+
+
+def secret_box() -> SecretBox:
+    """This app's key for secrets at rest (``core.secret_box``)."""
+    return current_app.extensions["creditline.secret_box"]

@@ -29,7 +29,7 @@ def register_gateway_commands(app: Flask) -> None:
 
 
 def _box() -> SecretBox:
-    return current_app.extensions["creditline.gateway"].box
+    return current_app.extensions["creditline.secret_box"]
 
 
 @click.command("create-upstream", help="Add an OpenAI-compatible upstream (base URL ends in /v1).")

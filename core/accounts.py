@@ -28,6 +28,8 @@ account that spends money is the safer surprise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -97,14 +99,24 @@ def create_user(
     return _add_user(session, email, passwords.hash(password), role)
 
 
-def register(db: Database, email: str, password: str, passwords: Passwords) -> User:
-    """Sign-up: a new user with an empty wallet, hashed outside any transaction."""
+def register(
+    db: Database,
+    email: str,
+    password: str,
+    passwords: Passwords,
+    *,
+    in_transaction: Callable[[Session], None] | None = None,
+) -> User:
+    """Sign-up: a new user with an empty wallet, hashed outside any transaction.
+    ``in_transaction`` runs first in the write (``core.signup``: the invitation)."""
     email = check_new_account(email, password)
     with db.read_session() as s:
         if find_user(s, email) is not None:
             raise _taken(email)
     password_hash = passwords.hash(password)
     with db.write() as s:
+        if in_transaction is not None:
+            in_transaction(s)
         return _add_user(s, email, password_hash, Role.USER)
 
 

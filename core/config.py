@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_RATE_LIMIT_IP": "20/minute",
     "LOGIN_RATE_LIMIT_EMAIL": "5/minute",
     "REGISTER_RATE_LIMIT": "5/hour",  # new accounts per client IP
+    "FORGOT_RATE_LIMIT": "5/hour",  # "forgot password" requests per client IP
     "API_RATE_LIMIT": "6000/minute",  # per integration key
     "PREFERRED_URL_SCHEME": "http",
     "TRUSTED_PROXIES": 0,  # number of reverse proxies to trust for X-Forwarded-*
@@ -58,10 +60,15 @@ DEFAULTS: dict[str, Any] = {
     "GATEWAY_PING_SECONDS": 15,  # SSE comment while the upstream is silent
     "GATEWAY_CONNECT_TIMEOUT": 10,
     "GATEWAY_FIRST_BYTE_TIMEOUT": 300,
+    # Email and webhooks (core.outbox_worker).
+    "MAIL_URL": None,  # smtp://user:pass@host:port (STARTTLS when offered) or smtps://…
+    "MAIL_FROM": None,  # the From address of every email
+    "OUTBOX_WORKER": True,  # a background thread of the app delivers the outbox
+    "OUTBOX_POLL_SECONDS": 10,
 }
 
 # Variables read from the environment, with the type to coerce them to.
-ENV_KEYS: dict[str, type] = {
+ENV_KEYS: dict[str, Callable[[str], Any]] = {
     "SECRET_KEY": str,
     "DATABASE_URL": str,
     "DATABASE_SCHEMA": str,
@@ -73,11 +80,16 @@ ENV_KEYS: dict[str, type] = {
     "RATELIMIT_KEY_PREFIX": str,
     "API_RATE_LIMIT": str,
     "REGISTER_RATE_LIMIT": str,
+    "FORGOT_RATE_LIMIT": str,
     "PASSWORD_HASH_CONCURRENCY": int,
     "PREFERRED_URL_SCHEME": str,
     "TRUSTED_PROXIES": int,
     "CSV_EXPORT_MAX_ROWS": int,
     "ENCRYPTION_KEY": str,
+    "MAIL_URL": str,
+    "MAIL_FROM": str,
+    "OUTBOX_WORKER": lambda raw: raw.strip().lower() in ("1", "true", "yes", "on"),
+    "OUTBOX_POLL_SECONDS": int,
     "GATEWAY_ABORT_POLICY": str,
     "GATEWAY_DRAIN_SECONDS": float,
     "GATEWAY_STREAM_MAX_SECONDS": float,

@@ -89,6 +89,31 @@ class UnknownUser(AccountError):
     code = "unknown_user"
 
 
+class LinkInvalid(AccountError):
+    """Raised when an invitation or password-reset link is unknown, used or expired."""
+
+    code = "link_invalid"
+
+
+class RegistrationClosed(AccountError):
+    """Raised when someone signs up while registration is closed or by invitation only."""
+
+    code = "registration_closed"
+
+
+# --- email and webhooks ----------------------------------------------------------
+
+
+class DeliveryError(DomainError):
+    """Raised when an email or webhook event could not be delivered (it is retried)."""
+
+    code = "delivery_failed"
+
+
+class WebhookRefused(DeliveryError):
+    """Raised when the webhook receiver answers with a status other than 2xx."""
+
+
 # --- catalog ---------------------------------------------------------------------
 
 

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core import outbox
 from core.enums import HoldStatus, UsageStatus
 from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
 from core.ledger import (
@@ -389,4 +390,5 @@ def expire_overdue(cur: RawCursor, now: datetime, *, wallet_id: int | None = Non
             "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount WHERE id = :k",
             {"amount": keys[key], "k": key},
         )
+    outbox.holds_expired(cur, rows)
     return sorted(row[0] for row in rows)

@@ -76,7 +76,7 @@ from typing import NamedTuple
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, outbox
 from core.accounts import find_user
 from core.bounds import MAX_AMOUNT_UCR
 from core.clock import utcnow
@@ -162,6 +162,7 @@ def post_entry(
         )
         .returning(LedgerEntry.id)
     ).scalar_one()
+    outbox.note_wallets(RawCursor.of_session(session), [wallet_id])
     return Posting(entry_id, balance, duplicate=False)
 
 
@@ -201,6 +202,7 @@ def set_balances(cur: RawCursor, changes: Iterable[BalanceChange]) -> None:
     spending a balance twice. The caller posts the matching entries in the
     same transaction (``post_usage_entries``). One statement per wallet.
     """
+    changed = []
     for change in changes:
         cur.execute(
             _SET_BALANCE,
@@ -208,6 +210,8 @@ def set_balances(cur: RawCursor, changes: Iterable[BalanceChange]) -> None:
         )
         if cur.rowcount != 1:
             raise StaleBalance(f"wallet {change.wallet_id} changed under the write lock")
+        changed.append(change.wallet_id)
+    outbox.note_wallets(cur, changed)
 
 
 def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at: datetime) -> None:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +32,13 @@ class Settings:
     max_credits_per_event_ucr: int = 1_000_000 * MICRO
     default_low_balance_threshold_ucr: int = 5_000 * MICRO  # 10 % of a $5 top-up at 10,000/USD
     topup_options_usd: tuple[int, ...] = (5, 10, 25, 50, 100)
+    registration: str = "open"  # "open" | "invite" | "closed"
+    webhook_url: str = ""  # "" -> no webhook events
+    webhook_secret: str = ""  # sealed (core.secret_box); set through set_webhook_secret
+
+
+REGISTRATION_MODES = ("open", "invite", "closed")
+TEXT_SETTINGS = frozenset({"registration", "webhook_url", "webhook_secret"})
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Settings)}
@@ -81,12 +89,27 @@ def validate(changes: dict[str, Any]) -> None:
                 raise ValidationError(
                     "Top-up options must differ from each other.", field="topup_options"
                 )
+        elif key in TEXT_SETTINGS:
+            _validate_text(key, value)
         elif type(value) is not int or value < 0:
             raise ValidationError(f"{key} must be a non-negative whole number.")
         elif value > MAXIMA[key]:
             raise ValidationError(f"{key} must be at most {MAXIMA[key]:,}.")
     if changes.get("max_tokens_per_event") == 0 or changes.get("max_credits_per_event_ucr") == 0:
         raise ValidationError("A per-event cap of zero would reject every event.")
+
+
+def _validate_text(key: str, value: Any) -> None:
+    if type(value) is not str:
+        raise ValidationError(f"{key} must be text.", field=key)
+    if key == "registration" and value not in REGISTRATION_MODES:
+        raise ValidationError("Registration is one of: open, invite, closed.", field=key)
+    if key == "webhook_url" and value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > 500:
+            raise ValidationError(
+                "The webhook URL must be an http:// or https:// address.", field=key
+            )
 
 
 def check_topups_fit(options_usd: tuple[int, ...], credits_per_usd: int) -> None:
@@ -129,9 +152,16 @@ def update(session: Session, actor: audit.Actor, reason: str, **changes: Any) ->
         "settings.update",
         "settings",
         None,
-        before={k: getattr(before, k) for k in changes},
-        after={k: getattr(after, k) for k in changes},
+        before={k: _shown(k, getattr(before, k)) for k in changes},
+        after={k: _shown(k, getattr(after, k)) for k in changes},
         reason=reason,
     )
     bump_config_version(session)
     return after
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A setting as the audit log shows it: never a secret, only whether one is set."""
+    if key == "webhook_secret":
+        return "set" if value else "not set"
+    return value

@@ -54,11 +54,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from core import outbox
 from core.enums import DisputeStatus, LedgerKind, TopUpStatus
 from core.errors import LedgerError
 from core.ledger import post_entry
 from core.models import Notification, TopUp, TopUpDispute, TopUpPosting, Wallet
 from core.pricing import format_cents, format_credits_display
+from core.rawdb import RawCursor
 
 CLAIMING = (DisputeStatus.OPEN, DisputeStatus.LOST)  # dispute outcomes that keep their claw-back
 
@@ -114,7 +116,7 @@ def reconcile(session: Session, topup: TopUp) -> None:
     paid = topup.status == TopUpStatus.PAID
     disputes = disputes_of(session, topup.id)
     if paid and topup.credited_ucr < topup.credits_ucr:
-        _post(
+        balance = _post(
             session,
             topup,
             topup.credits_ucr - topup.credited_ucr,
@@ -122,6 +124,14 @@ def reconcile(session: Session, topup: TopUp) -> None:
             f"topup:{topup.checkout_session_id or topup.id}",
             f"${topup.amount_cents // 100} top-up",
             credits_per_usd=topup.credits_per_usd,
+        )
+        outbox.topup_paid(
+            RawCursor.of_session(session),
+            topup.id,
+            topup.user_id,
+            topup.amount_cents,
+            topup.credits_ucr - topup.credited_ucr,
+            balance,
         )
         topup.credited_ucr = topup.credits_ucr
 
@@ -216,6 +226,10 @@ def _debit(
             ),
         )
     )
+    if kind == LedgerKind.REFUND:
+        outbox.topup_refunded(
+            RawCursor.of_session(session), topup.id, topup.user_id, topup.amount_cents, amount, memo
+        )
     if balance < 0:
         # Credits already spent were refunded or disputed: an admin should look.
         session.execute(update(Wallet).where(Wallet.id == topup.wallet_id).values(flagged=True))

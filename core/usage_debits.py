@@ -44,7 +44,7 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
-from core import ledger
+from core import ledger, outbox
 from core.accounts import normalise_email
 from core.bounds import storable_amount
 from core.clock import utcnow
@@ -311,6 +311,7 @@ class _Writes:
         self.charges: list[tuple[int, int, int, str]] = []  # (event index, wallet, cost, memo)
         self.rollups: dict[tuple[int, int], list[int]] = {}  # (user, model) -> sums
         self.notifications: list[dict[str, Any]] = []
+        self.refusals: list[dict[str, Any]] = []  # for core.outbox
         self._now_db = cur.db_value(now)
 
     def add(self, prepared: PreparedReport) -> tuple[UsageResult, _Stored]:
@@ -399,6 +400,15 @@ class _Writes:
                 "created_at": self._now_db,
             }
         )
+        self.refusals.append(
+            {
+                "user_id": account.user_id,
+                "email": normalise_email(report.user),
+                "event_id": report.event_id,
+                "model": report.model,
+                "cost_ucr": storable_amount(cost),
+            }
+        )
         return InsufficientCredits(
             f"This event costs {format_credits(cost)} credits; the balance is too low.",
             event_id=report.event_id,
@@ -434,6 +444,7 @@ class _Writes:
         )
         add_to_rollups(cur, self.now, self.rollups)
         cur.executemany(_INSERT_NOTIFICATION, self.notifications)
+        outbox.usage_rejected(cur, self.refusals)
 
 
 def add_to_rollups(

@@ -7,3 +7,6 @@
 # RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379/0"   # several servers
 # PREFERRED_URL_SCHEME = "https"   # makes cookies Secure
 # TRUSTED_PROXIES = 1              # behind one reverse proxy
+# MAIL_URL = "smtp://user:password@smtp.example.com:587"   # or smtps://…:465
+# MAIL_FROM = "Creditline <billing@example.com>"
+# OUTBOX_WORKER = False            # deliver with `flask --app app deliver-outbox` on a timer instead

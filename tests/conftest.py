@@ -99,6 +99,7 @@ def make_test_app(db_config: dict[str, Any], **overrides: Any) -> Flask:
         "SECRET_KEY": "test-secret-key",
         "PASSWORD_HASH_PROFILE": "fast",
         "SERVER_NAME": None,
+        "OUTBOX_WORKER": False,  # tests drain the outbox themselves, or turn it on
         **db_config,
         **overrides,
     }

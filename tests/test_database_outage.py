@@ -99,6 +99,7 @@ def _unreachable_app(tmp_path: Path, url: str) -> Flask:
             "TESTING": True,
             "SECRET_KEY": "test-secret-key",
             "PASSWORD_HASH_PROFILE": "fast",
+            "OUTBOX_WORKER": False,
             "DATABASE_URL": url,
             "RATELIMIT_STORAGE_URI": f"sqlite:///{tmp_path / 'ratelimits.sqlite'}",
         },

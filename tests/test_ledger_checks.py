@@ -132,7 +132,22 @@ def _old_style_history(shop: Flask, billing: Billing) -> tuple[int, int, int]:
             ("refund", -C // 2, "refund:2:500"),
             ("refund", -C // 4, "refund:2:250"),
         ]:
-            ledger.post_entry(s, wallet_id, amount, kind, reference=reference)
+            # Plain SQL: today's post_entry also keeps tables 0003 does not have.
+            balance = s.execute(
+                text(
+                    "UPDATE wallets SET balance_ucr = balance_ucr + :a WHERE id = :w"
+                    " RETURNING balance_ucr"
+                ),
+                {"a": amount, "w": wallet_id},
+            ).scalar_one()
+            s.execute(
+                text(
+                    "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
+                    " reference, memo, created_at)"
+                    " VALUES (:w, :a, :b, :k, :r, '', CURRENT_TIMESTAMP)"
+                ),
+                {"w": wallet_id, "a": amount, "b": balance, "k": kind, "r": reference},
+            )
     migrate.upgrade(db)
     return 1, 2, wallet_id
 

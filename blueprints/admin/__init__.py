@@ -16,5 +16,6 @@ from blueprints.admin import (  # noqa: E402,F401
     rate_routes,
     routes,
     settings_routes,
+    signup_routes,
     user_routes,
 )

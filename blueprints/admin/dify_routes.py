@@ -12,7 +12,7 @@ from blueprints.admin import bp
 from blueprints.admin.dify_forms import DifyAppForm
 from blueprints.admin.forms import field_named
 from blueprints.db_session import read_session
-from blueprints.extensions import database, gateway
+from blueprints.extensions import database, secret_box
 from core import catalog, dify_apps
 from core.errors import DomainError
 
@@ -33,7 +33,7 @@ def dify_apps_page() -> Response | tuple[str, int]:
                 row = dify_apps.create_app(
                     s,
                     current_actor(),
-                    gateway().box,
+                    secret_box(),
                     slug=form.slug.data,
                     name=form.name.data,
                     base_url=form.base_url.data,
@@ -75,7 +75,7 @@ def edit_dify_app(app_id: int) -> Response | tuple[str, int]:
                 dify_apps.update_app(
                     s,
                     current_actor(),
-                    gateway().box,
+                    secret_box(),
                     app_id,
                     name=form.name.data,
                     base_url=form.base_url.data,

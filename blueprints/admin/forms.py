@@ -23,6 +23,7 @@ from core.bounds import MAX_TOKENS_PER_EVENT, MAX_TOPUP_OPTION_USD
 from core.enums import Role
 from core.gateway.routing import MAX_TOKENS_LIMIT
 from core.pricing import parse_credits, parse_rate, parse_usd_per_m
+from core.settings import REGISTRATION_MODES
 
 
 def field_named(form: FlaskForm, name: object, default: Field) -> Field:
@@ -98,6 +99,14 @@ class SettingsForm(ReasonForm):
     max_credits = _credits_field("Max credits per event")
     overdraft = _credits_field("Overdraft limit (credits)")
     threshold = _credits_field("Default low-balance alert (credits)")
+    # Absent from a submission: left as it is (core.settings checks the value).
+    registration = SelectField(
+        "Sign-up (open, invite: by invitation link, closed)",
+        choices=list(REGISTRATION_MODES),
+        validate_choice=False,
+    )
+    webhook_url = StringField("Webhook URL (empty: none)", validators=[Length(max=500)])
+    webhook_secret = PasswordField("New webhook secret", validators=[Length(max=200)])
 
     def validate_topup_options(self, field: StringField) -> None:
         parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]
@@ -129,7 +138,11 @@ class SettingsForm(ReasonForm):
             "overdraft_limit_ucr": self.overdraft,
             "default_low_balance_threshold_ucr": self.threshold,
         }
-        return {k: f.parsed for k, f in fields.items() if getattr(f, "parsed", None) is not None}
+        values = {k: f.parsed for k, f in fields.items() if getattr(f, "parsed", None) is not None}
+        if self.registration.data:
+            values["registration"] = self.registration.data
+        values["webhook_url"] = (self.webhook_url.data or "").strip()
+        return values
 
 
 class AdjustForm(ReasonForm):

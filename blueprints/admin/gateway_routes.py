@@ -12,7 +12,7 @@ from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ReasonForm, RouteForm, UpstreamForm, field_named
 from blueprints.db_session import read_session
-from blueprints.extensions import database, gateway
+from blueprints.extensions import database, secret_box
 from blueprints.query_args import parse_cursor
 from core import catalog, hold_queries
 from core.errors import DomainError
@@ -29,7 +29,7 @@ def upstreams() -> Response | tuple[str, int]:
                 row = routing.create_upstream(
                     s,
                     current_actor(),
-                    gateway().box,
+                    secret_box(),
                     form.name.data,
                     form.base_url.data,
                     form.secret.data,
@@ -58,7 +58,7 @@ def edit_upstream(upstream_id: int) -> Response | tuple[str, int]:
                 routing.update_upstream(
                     s,
                     current_actor(),
-                    gateway().box,
+                    secret_box(),
                     upstream_id,
                     base_url=form.base_url.data,
                     secret=form.secret.data or None,

@@ -1,13 +1,15 @@
-"""Admin settings: top-up options, per-event caps, overdraft, default alert."""
+"""Admin settings: top-up options, per-event caps, overdraft, default alert,
+sign-up mode, webhook URL and secret."""
 
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
-from blueprints.admin.forms import SettingsForm, field_named
+from blueprints.admin.forms import ReasonForm, SettingsForm, field_named
 from blueprints.db_session import price_book
-from blueprints.extensions import database
+from blueprints.extensions import database, secret_box
+from core import setting_values
 from core import settings as settings_mod
 from core.errors import DomainError
 from core.pricing import format_credits
@@ -21,6 +23,8 @@ def _current() -> dict[str, str]:
         "max_credits": format_credits(now.max_credits_per_event_ucr),
         "overdraft": format_credits(now.overdraft_limit_ucr),
         "threshold": format_credits(now.default_low_balance_threshold_ucr),
+        "registration": now.registration,
+        "webhook_url": now.webhook_url,
     }
 
 
@@ -30,8 +34,11 @@ def settings() -> Response | tuple[str, int]:
     form = SettingsForm() if request.method == "POST" else SettingsForm(data=_current())
     if form.validate_on_submit():
         changes = settings_mod.changed_settings(price_book().settings, form.values)
+        if form.webhook_secret.data:
+            changes["webhook_secret"] = form.webhook_secret.data
         try:
             if changes:
+                changes = setting_values.seal_secret(changes, secret_box())
                 with database().write() as s:
                     settings_mod.update(s, current_actor(), form.reason.data, **changes)
         except DomainError as exc:  # shown on the field it concerns, if it names one
@@ -39,4 +46,10 @@ def settings() -> Response | tuple[str, int]:
         else:
             flash(f"Settings saved ({len(changes)} changed).", "success")
             return redirect(url_for("admin.settings"))
-    return render_template("admin/settings.html", form=form), 400 if form.errors else 200
+    html = render_template(
+        "admin/settings.html",
+        form=form,
+        invite_form=ReasonForm(formdata=None, prefix="invite"),
+        secret_set=bool(price_book().settings.webhook_secret),
+    )
+    return html, 400 if form.errors else 200

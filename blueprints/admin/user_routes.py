@@ -35,6 +35,7 @@ def _render_user(user_id: int, status: int = 200, **forms: object) -> tuple[str,
         AccessForm(formdata=None, prefix="access", role=user.role, disabled=user.is_disabled),
     )
     forms.setdefault("flag_form", ReasonForm(formdata=None, prefix="flag"))
+    forms.setdefault("reset_form", ReasonForm(formdata=None, prefix="reset"))
     html = render_template(
         "admin/user.html",
         user=user,

@@ -36,3 +36,12 @@ class RegisterForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
     password = new_password_field("Password")
     confirm = repeat_field("Repeat password", "password")
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)])
+
+
+class ResetForm(FlaskForm):
+    password = new_password_field("New password")
+    confirm = repeat_field("Repeat password", "password")

@@ -18,12 +18,13 @@ from werkzeug.wrappers import Response
 
 from blueprints.auth import bp
 from blueprints.auth.forms import LoginForm, RegisterForm
+from blueprints.auth.link_routes import signup_refusal
 from blueprints.auth.safe_next import safe_next
 from blueprints.auth.sessions import start_session
 from blueprints.extensions import database, passwords
 from blueprints.rate_limits import login_limited, rate_limits
-from core import accounts
-from core.errors import DomainError, PasswordHashingBusy
+from core import accounts, signup
+from core.errors import DomainError, LinkInvalid, PasswordHashingBusy, RegistrationClosed
 
 BUSY_RETRY_SECONDS = 5
 
@@ -57,13 +58,20 @@ def login() -> Page:
             start_session(user)
             return redirect(safe_next(request.args.get("next"), url_for("main.index")))
         form.password.errors.append("Wrong email or password, or the account is disabled.")
-    return render_template("auth/login.html", form=form)
+    return render_template(
+        "auth/login.html", form=form, can_reset=bool(current_app.config["MAIL_URL"])
+    )
 
 
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Page:
-    """The sign-up form; creates the account and signs it in."""
+    """The sign-up form; creates the account and signs it in. Follows the
+    ``registration`` setting: closed, by invitation (``?invite=``) or open."""
     form = RegisterForm()
+    invite = request.args.get("invite", "")[:100] or None
+    refusal = signup_refusal(invite)
+    if refusal is not None:
+        return render_template("auth/register_closed.html", message=refusal), 403
     if not form.validate_on_submit():
         return render_template("auth/register.html", form=form)
     try:
@@ -79,11 +87,13 @@ def register() -> Page:
             return _refused(
                 "auth/register.html", 429, verdict.retry_after, form=form, form_error=message
             )
-        user = accounts.register(database(), form.email.data, form.password.data, passwords())
+        user = signup.register(database(), form.email.data, form.password.data, passwords(), invite)
     except PasswordHashingBusy as exc:
         return _refused(
             "auth/register.html", 503, BUSY_RETRY_SECONDS, form=form, form_error=exc.message
         )
+    except (RegistrationClosed, LinkInvalid) as exc:
+        return render_template("auth/register_closed.html", message=exc.message), 403
     except DomainError as exc:
         form.email.errors.append(exc.message)
         return render_template("auth/register.html", form=form)
