@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "GATEWAY_PING_SECONDS": 15,  # SSE comment while the upstream is silent
     "GATEWAY_CONNECT_TIMEOUT": 10,
     "GATEWAY_FIRST_BYTE_TIMEOUT": 300,
+    "METRICS_TOKEN": None,  # set: /metrics wants "Authorization: Bearer <token>"
 }
 
 # Variables read from the environment, with the type to coerce them to.
@@ -85,6 +86,7 @@ ENV_KEYS: dict[str, type] = {
     "GATEWAY_MAX_CONCURRENT_PER_USER": int,
     "GATEWAY_RATE_LIMIT": str,
     "GATEWAY_PING_SECONDS": float,
+    "METRICS_TOKEN": str,
 }
 
 

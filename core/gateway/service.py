@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from core import holds
+from core import holds, metrics
 from core.clock import utcnow
 from core.db import Database
 from core.errors import (
@@ -185,6 +185,7 @@ class Gateway:
             )
             _check_caps(request, book.settings)
             hold = holds.take(cur, request, now, max_active=self.settings.max_concurrent_per_user)
+        metrics.HOLDS.labels("taken").inc()
         deadline = time.monotonic() + self.settings.stream_max_seconds
         return Call(holder, plan, upstream, hold, deadline)
 
@@ -294,12 +295,14 @@ class Gateway:
                 estimated=estimated,
                 disconnected=disconnected and not estimated,
             )
+        metrics.HOLDS.labels("settled").inc()
         return Outcome(settled.charged_ucr, settled.balance_ucr)
 
     def _release(self, call: Call, reason_code: str) -> None:
         call.finished = True
         with self.db.raw_write() as cur:
             holds.release(cur, call.hold, reason_code, utcnow())
+        metrics.HOLDS.labels("released").inc()
 
 
 class Relay:
