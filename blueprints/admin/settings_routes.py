@@ -1,14 +1,16 @@
-"""Admin settings: top-up options, per-event caps, overdraft, default alert."""
+"""Admin settings: top-up options, per-event caps, overdraft, default alert;
+the Stripe set-up's status beside them."""
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import SettingsForm, field_named
-from blueprints.db_session import price_book
+from blueprints.db_session import price_book, read_session
 from blueprints.extensions import database
 from core import settings as settings_mod
+from core import stripe_status
 from core.errors import DomainError
 from core.pricing import format_credits
 
@@ -39,4 +41,10 @@ def settings() -> Response | tuple[str, int]:
         else:
             flash(f"Settings saved ({len(changes)} changed).", "success")
             return redirect(url_for("admin.settings"))
-    return render_template("admin/settings.html", form=form), 400 if form.errors else 200
+    stripe = stripe_status.status(
+        read_session(),
+        current_app.config["STRIPE_SECRET_KEY"],
+        current_app.config["STRIPE_WEBHOOK_SECRET"],
+    )
+    page = render_template("admin/settings.html", form=form, stripe=stripe)
+    return page, 400 if form.errors else 200
