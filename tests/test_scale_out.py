@@ -6,6 +6,7 @@ clients spread over both. PostgreSQL only: SQLite is one file on one machine.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from core.enums import UsageStatus
 from core.models import UsageEvent
 from tests.conftest import USING_PG, Billing, make_test_app, redis_url
 from tests.gunicorn_server import Gunicorn
+from tests.private_postgres import PrivatePostgres
 
 pytestmark = [
     pytest.mark.slow,
@@ -128,3 +130,54 @@ def test_two_servers_on_one_database_and_one_redis(
     assert charged_rows == FUNDED  # exactly the funded number, no double charge
     assert balance == 0
     assert result.output == "ledger ok\n", result.output
+
+
+def test_a_postgres_restart_during_load_leaves_no_5xx_once_it_is_back(tmp_path: Path) -> None:
+    database = PrivatePostgres().start()
+    try:
+        config = {
+            "DATABASE_URL": database.url,
+            "RATELIMIT_STORAGE_URI": f"sqlite:///{tmp_path / 'ratelimits.sqlite'}",
+        }
+        app = make_test_app(config)
+        billing = Billing(app)
+        billing.user(USER, 10_000 * COST)
+        key = billing.api_key("load")
+        restarted = threading.Event()
+        after: Counter = Counter()
+        before: Counter = Counter()
+
+        def client(n: int, url: str) -> None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {key}"
+            sent = 0
+            while sent < 40 or not restarted.is_set():
+                back = restarted.is_set()
+                event = {"event_id": f"r{n}-{sent}", **BODY}
+                try:
+                    r = session.post(url + "/api/v1/usage", json=event, timeout=30)
+                    status = r.status_code
+                    r2 = session.get(url + "/api/v1/balance", params={"user": USER}, timeout=30)
+                    (after if back else before)[r2.status_code] += 1
+                except requests.RequestException:
+                    status = 0
+                (after if back else before)[status] += 1
+                if back:
+                    sent += 1
+
+        with Gunicorn(config, tmp_path / "g") as server, ThreadPoolExecutor(CLIENTS) as pool:
+            running = [pool.submit(client, n, server.url) for n in range(CLIENTS)]
+            while sum(before.values()) < 40:  # load under way
+                threading.Event().wait(0.05)
+            database.restart()
+            restarted.set()
+            for f in running:
+                f.result()
+        assert set(after) <= {200, 201}, (before, after)
+        assert sum(after.values()) >= CLIENTS * 40
+        assert set(before) <= {0, 200, 201, 503}, before  # an outage answers 503 at worst
+        result = app.test_cli_runner().invoke(args=["check-ledger"])
+        assert result.output == "ledger ok\n", result.output
+        app.extensions["creditline.db"].dispose()
+    finally:
+        database.stop()
