@@ -146,6 +146,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from blueprints import ops
     from blueprints.admin import bp as admin_bp
     from blueprints.api import bp as api_bp
     from blueprints.auth import bp as auth_bp
@@ -174,6 +175,9 @@ def _register_blueprints(app: Flask) -> None:
     # Stripe signs its webhooks; there is no browser session to protect.
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)
+    # Health and metrics: no session, no form, nothing for CSRF to protect.
+    csrf.exempt(ops.bp)
+    ops.init_app(app)
     register_commands(app)
     register_gateway_commands(app)
     register_dify_commands(app)

@@ -15,6 +15,7 @@ signed cookie, which this module has nothing to do with.
 """
 
 from flask import Flask, g, has_app_context
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from blueprints.extensions import database, prices
@@ -48,4 +49,7 @@ def init_app(app: Flask) -> None:
     def _close(_exc: BaseException | None) -> None:
         session = g.pop("read_session", None)
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            except DBAPIError:  # the server went away: drop the connection, not the response
+                session.invalidate()

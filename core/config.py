@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_FROM": None,  # the From address of every email
     "OUTBOX_WORKER": True,  # a background thread of the app delivers the outbox
     "OUTBOX_POLL_SECONDS": 10,
+    "METRICS_TOKEN": None,  # set: /metrics wants "Authorization: Bearer <token>"
 }
 
 # Variables read from the environment, with the type to coerce them to.
@@ -97,6 +98,7 @@ ENV_KEYS: dict[str, Callable[[str], Any]] = {
     "GATEWAY_MAX_CONCURRENT_PER_USER": int,
     "GATEWAY_RATE_LIMIT": str,
     "GATEWAY_PING_SECONDS": float,
+    "METRICS_TOKEN": str,
 }
 
 

@@ -216,15 +216,24 @@ class Database:
         try:
             yield cursor
         except BaseException:
-            try:
-                cursor.connection.rollback()
-            except Exception:
-                with contextlib.suppress(Exception):  # it is already broken
-                    cursor.connection.close()
-                raise
-            self._give_back(cursor)
+            # The caller's exception is the one raised (a lost connection's
+            # OperationalError answers 503), never the failed rollback's.
+            if self._rolled_back(cursor):
+                self._give_back(cursor)
             raise
         self._give_back(cursor)
+
+    @staticmethod
+    def _rolled_back(cursor: RawCursor) -> bool:
+        """Roll back; a connection that cannot (the server went away, or it
+        was closed while being replaced) is closed and not reused."""
+        try:
+            cursor.connection.rollback()
+        except Exception:
+            with contextlib.suppress(Exception):  # it is already broken
+                cursor.connection.close()
+            return False
+        return True
 
     def _connect(self) -> Any:
         fairy = self.engine.raw_connection()

@@ -44,7 +44,7 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
-from core import ledger, outbox
+from core import ledger, metrics, outbox
 from core.accounts import normalise_email
 from core.bounds import storable_amount
 from core.clock import utcnow
@@ -179,11 +179,13 @@ def debit_usage_batch(
     if not reports:
         return []
     prepared = prepare(reports)
-    return retry_lost_races(
+    results = retry_lost_races(
         db.raw_write,
         lambda cur: charge(cur, prices.current(cur), integration_key_id, prepared, utcnow()),
         db.dbapi_integrity_error,
     )
+    metrics.count_usage((r.error is not None, r.duplicate, r.cost_ucr) for r in results)
+    return results
 
 
 # --- the transaction ------------------------------------------------------------

@@ -25,11 +25,14 @@ slow clients at once
 requests, such as nginx, in front.
 
 Environment: ``WEB_CONCURRENCY`` (workers, default 2), ``GUNICORN_THREADS``
-(default 64), ``GUNICORN_BIND`` (default 127.0.0.1:5000); command-line flags
+(default 64), ``GUNICORN_BIND`` (default 127.0.0.1:5000), ``PROMETHEUS_MULTIPROC_DIR``
+(default: a fresh directory per master under the temp dir); command-line flags
 override everything here.
 """
 
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -46,3 +49,25 @@ timeout = 30
 graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
+
+# Prometheus multiprocess mode: each worker writes its metric values to files
+# in PROMETHEUS_MULTIPROC_DIR and /metrics adds up every worker's. The variable
+# must be set before a worker imports the app, so it is set here, in the
+# master; by default a directory of this master's own (two masters on one
+# machine must not share one). It is emptied when the master starts, so
+# counters restart from zero with the server, as Prometheus expects.
+metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(tempfile.gettempdir(), f"creditline-metrics-{os.getpid()}"),
+)
+
+
+def on_starting(server: object) -> None:
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, mode=0o700, exist_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    from core.metrics import worker_exited
+
+    worker_exited(worker.pid)  # type: ignore[attr-defined]

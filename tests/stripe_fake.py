@@ -37,6 +37,7 @@ class FakeStripe(stripe.HTTPClient):
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _seq: int = 0
     down: bool = False  # answer every request with a 500, as during an outage
+    accepted_key: str | None = None  # set: any other secret key is refused with a 401
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -56,7 +57,18 @@ class FakeStripe(stripe.HTTPClient):
         form = dict(parse_qsl(post_data or "", keep_blank_values=True))
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         self.requests.append(Captured(method.upper(), parts.path, dict(headers or {}), form, query))
-        if self.down:
+        given = dict(headers or {}).get("Authorization", "")
+        if self.accepted_key is not None and given != f"Bearer {self.accepted_key}":
+            status, body = (
+                401,
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "Invalid API Key provided.",
+                    }
+                },
+            )
+        elif self.down:
             status, body = 500, {"error": {"type": "api_error", "message": "Stripe is down"}}
         else:
             status, body = self._route(method.upper(), parts.path, form, query)

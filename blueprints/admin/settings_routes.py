@@ -1,15 +1,15 @@
 """Admin settings: top-up options, per-event caps, overdraft, default alert,
-sign-up mode, webhook URL and secret."""
+sign-up mode, webhook URL and secret; the Stripe set-up's status beside them."""
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ReasonForm, SettingsForm, field_named
-from blueprints.db_session import price_book
+from blueprints.db_session import price_book, read_session
 from blueprints.extensions import database, secret_box
-from core import setting_values
+from core import setting_values, stripe_status
 from core import settings as settings_mod
 from core.errors import DomainError
 from core.pricing import format_credits
@@ -46,10 +46,16 @@ def settings() -> Response | tuple[str, int]:
         else:
             flash(f"Settings saved ({len(changes)} changed).", "success")
             return redirect(url_for("admin.settings"))
+    stripe = stripe_status.status(
+        read_session(),
+        current_app.config["STRIPE_SECRET_KEY"],
+        current_app.config["STRIPE_WEBHOOK_SECRET"],
+    )
     html = render_template(
         "admin/settings.html",
         form=form,
         invite_form=ReasonForm(formdata=None, prefix="invite"),
         secret_set=bool(price_book().settings.webhook_secret),
+        stripe=stripe,
     )
     return html, 400 if form.errors else 200
