@@ -13,12 +13,25 @@ document.addEventListener("visibilitychange", function () {
     });
   }
 });
-// A live region (the low-balance alert) is re-sent with every poll; replacing it
-// unchanged would make screen readers announce it again each time. Skip those swaps.
+// The poll re-sends the low-balance alert (a live region) and, on the
+// dashboard, the usage totals, chart and recent usage. Replacing a part that
+// has not changed would make screen readers announce the alert again and
+// redraw the chart under the pointer, so unchanged parts are left alone: the
+// last HTML the server sent for each id is remembered and compared.
+var served = {};
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("[aria-live][id], [data-live][id]").forEach(function (el) {
+    served[el.id] = el.innerHTML;
+  });
+});
 document.addEventListener("htmx:oobBeforeSwap", function (event) {
-  var target = event.detail.target;
   var incoming = event.detail.fragment && event.detail.fragment.firstElementChild;
-  if (target.hasAttribute("aria-live") && incoming && incoming.innerHTML === target.innerHTML) {
+  if (!incoming || !incoming.id) {
+    return;
+  }
+  if (served[incoming.id] === incoming.innerHTML) {
     event.detail.shouldSwap = false;
+  } else {
+    served[incoming.id] = incoming.innerHTML;
   }
 });

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from core import accounts
 from core.models import AiModel
-from tests.browser.helpers import sign_in
+from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import Billing
 
 pytestmark = pytest.mark.browser
@@ -86,9 +86,12 @@ def test_pages_fit_with_long_names(page, live_server) -> None:
 def test_phone_menu_opens_and_keeps_the_balance_in_view(page, live_server) -> None:
     billing = Billing(live_server.app)
     billing.user("alice@example.com", 12_345_000_000)
+    for n in range(6):
+        billing.debit(f"e{n}", "alice@example.com", input_tokens=1000 * (n + 1))
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, "alice@example.com")
     expect(page.locator("#balance-badge")).to_be_in_viewport()
+    screenshot(page, "dashboard-phone")
     sign_out = page.get_by_role("button", name="Sign out")
     expect(sign_out).to_be_hidden()
     page.locator(".nav-toggle-label").click()
