@@ -7,6 +7,14 @@ on every page:
   exact formatters (integers in, text out; never a float).
 - ``trim_zeros``: drops trailing zeros from an exact decimal ("4.500000" -> "4.5").
 - ``thousands``: a count or a rate with thousands separators (12,500).
+- ``credits_tip``: the display figure (two places, truncated) in a ``<span>``
+  whose ``title`` holds the exact amount, for tables of small charges.
+- ``exact_credits``: every significant place, with separators (1,234.0015).
+- ``yes_no``: a flag as "Yes" / "No".
+- ``audit_values``: an audit entry's before/after JSON in human units.
+Display precision: credits are shown with two decimal places, truncated
+(never rounded up); the exact amount is in the tooltip, the CSV and the API.
+
 - ``utc``: a datetime as UTC text, to the second (default), ``"minute"`` or
   ``"day"``. Stored times are naive UTC (``core.clock``); an aware value is
   converted first. Pages say "(UTC)" in the column heading or after the time.
@@ -14,11 +22,14 @@ on every page:
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask
+from markupsafe import Markup
 
-from core.pricing import format_cents, format_credits_display, format_usd_per_m
+from core.pricing import format_cents, format_credits, format_credits_display, format_usd_per_m
 
 UTC_FORMATS = {
     "second": "%Y-%m-%d %H:%M:%S",
@@ -44,6 +55,69 @@ def trim_zeros(text: str) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def exact_credits(ucr: int) -> str:
+    """1234001500 -> '1,234.0015': every significant place, thousands separated."""
+    text = format_credits(ucr)
+    sign = "-" if text.startswith("-") else ""
+    whole, _, frac = text.lstrip("-").partition(".")
+    return f"{sign}{int(whole):,}" + (f".{frac}" if frac else "")
+
+
+def credits_tip(ucr: int) -> Markup:
+    """The display figure, with the exact amount in its tooltip."""
+    return Markup('<span class="amount" title="{} credits">{}</span>').format(
+        exact_credits(ucr), format_credits_display(ucr)
+    )
+
+
+def yes_no(value: bool | None) -> str:
+    return "Yes" if value else "No"
+
+
+def _audit_value(key: str, value: Any) -> tuple[str, str]:
+    """One before/after field as (label, text), in the units people read."""
+    units = [
+        ("_uusd_per_m", lambda v: f"${format_usd_per_m(v)} per 1M tokens"),
+        ("_ucr", lambda v: f"{exact_credits(v)} credits"),
+        ("_cents", format_cents),
+    ]
+    if key.endswith("_usd") and isinstance(value, list):  # top-up options in dollars
+        units.append(("_usd", lambda v: ", ".join(f"${int(x):,}" for x in v)))
+    label = key
+    text: str | None = None
+    for suffix, render in units:
+        if key.endswith(suffix) and isinstance(value, int | list):
+            label = key.removesuffix(suffix)
+            if not isinstance(value, bool):
+                text = render(value)
+            break
+    if text is None:
+        if isinstance(value, bool):
+            text = yes_no(value)
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value)
+        elif value is None:
+            text = "none"
+        else:
+            text = str(value)
+    return label.replace("_", " ").capitalize(), text
+
+
+def audit_values(raw: str | None) -> str:
+    """'{"balance_ucr": 5000000}' -> 'Balance: 5 credits' (text kept if not JSON)."""
+    if not raw:
+        return ""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(data, dict):
+        return raw
+    return "; ".join("{}: {}".format(*_audit_value(k, v)) for k, v in data.items())
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(format_credits_display, "credits")
     app.add_template_filter(format_cents, "cents")
@@ -51,3 +125,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(trim_zeros, "trim_zeros")
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(utc, "utc")
+    app.add_template_filter(exact_credits, "exact_credits")
+    app.add_template_filter(credits_tip, "credits_tip")
+    app.add_template_filter(yes_no, "yes_no")
+    app.add_template_filter(audit_values, "audit_values")

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounts import normalise_email
+from core.enums import Role
 from core.models import User, Wallet
 from core.settings import Settings
 
@@ -20,6 +21,7 @@ class BalanceView:
     threshold_ucr: int
     flagged: bool
     reserved_ucr: int = 0  # held for calls running now (core.holds)
+    is_admin: bool = False
 
     @property
     def available_ucr(self) -> int:
@@ -29,6 +31,14 @@ class BalanceView:
     @property
     def low(self) -> bool:
         return self.available_ucr < self.threshold_ucr
+
+    @property
+    def warn(self) -> bool:
+        """Whether pages show the low-balance alert: not to an admin account that
+        holds no credits (it runs the service rather than spending)."""
+        if self.is_admin and self.balance_ucr == 0 and self.reserved_ucr == 0:
+            return False
+        return self.low
 
 
 def balance_view(
@@ -42,6 +52,7 @@ def balance_view(
         Wallet.balance_ucr,
         Wallet.flagged,
         Wallet.reserved_ucr,
+        User.role,
     ).join(Wallet, Wallet.user_id == User.id)
     if email is not None:
         query = query.where(User.email == normalise_email(email))
@@ -53,4 +64,12 @@ def balance_view(
     threshold = row.low_balance_threshold_ucr
     if threshold is None:
         threshold = settings.default_low_balance_threshold_ucr
-    return BalanceView(row.id, row.email, row.balance_ucr, threshold, row.flagged, row.reserved_ucr)
+    return BalanceView(
+        row.id,
+        row.email,
+        row.balance_ucr,
+        threshold,
+        row.flagged,
+        row.reserved_ucr,
+        row.role == Role.ADMIN,
+    )

@@ -42,7 +42,13 @@ def test_revoke_from_the_page(client: FlaskClient, billing: Billing) -> None:
     key = billing.api_key("gateway")
     with billing.db.read_session() as s:
         key_id = s.scalars(select(IntegrationKey.id).where(IntegrationKey.name == "gateway")).one()
-    response = post_form(client, f"/admin/keys/{key_id}/revoke", csrf_page="/admin/keys")
+    listing = client.get("/admin/keys").get_data(as_text=True)
+    assert f'href="/admin/keys/{key_id}/revoke"' in listing  # a link to the confirmation
+    confirm = client.get(f"/admin/keys/{key_id}/revoke")
+    assert confirm.status_code == 200 and "Revoke integration key gateway?" in confirm.text
+    assert _report_usage(client, key) != 401  # asking changes nothing
+    url = f"/admin/keys/{key_id}/revoke"
+    response = post_form(client, url, csrf_page=url)
     assert response.status_code == 302
     assert "revoked" in client.get("/admin/keys").get_data(as_text=True)
     assert _report_usage(client, key) == 401

@@ -79,7 +79,7 @@ def test_create_and_edit_model_with_history(client: FlaskClient, admin: Billing)
     assert actions == ["model.create", "model.update"]
     page = client.get(f"/admin/models/{model.id}").get_data(as_text=True)
     assert "3 → 2.5" in page
-    assert "True → False" in page
+    assert "Yes → No" in page
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import re
 import pytest
 from flask.testing import FlaskClient
 
+from core import audit, ledger
 from core.errors import InsufficientCredits
 from core.pricing import MICRO as CR
 from tests.conftest import AuthActions, Billing
@@ -94,3 +95,25 @@ def test_badge_polls_at_the_configured_interval(
     _signed_in(auth, billing, 1 * CR)
     for path in ("/dashboard", "/pricing", "/dashboard/balance"):
         assert 'hx-trigger="every 5s, refresh"' in client.get(path).get_data(as_text=True), path
+
+
+def test_no_low_balance_alert_for_an_admin_holding_no_credits(
+    client: FlaskClient, auth: AuthActions, billing: Billing
+) -> None:
+    billing.user("boss@example.com", role="admin")
+    auth.login("boss@example.com")
+    for path in ("/admin/", "/dashboard", "/dashboard/balance"):
+        page = client.get(path).get_data(as_text=True)
+        assert "Your balance is low" not in page and "is-low" not in page, path
+    # An admin who does hold credits is warned like anyone else.
+    with billing.db.write() as s:
+        ledger.adjust(s, audit.CLI, "boss@example.com", 10 * CR, "funding")
+    assert "Your balance is low" in client.get("/admin/").get_data(as_text=True)
+
+
+def test_a_user_holding_no_credits_is_warned(
+    client: FlaskClient, auth: AuthActions, billing: Billing
+) -> None:
+    billing.user("alice@example.com")
+    auth.login("alice@example.com")
+    assert "Your balance is low" in client.get("/dashboard").get_data(as_text=True)

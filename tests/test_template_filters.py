@@ -74,3 +74,43 @@ def test_chart_points_of_a_users_usage() -> None:
     points = charts.user_credits_per_day(Summary(none, none, none, days))
     assert points == [("2026-11-01", 0, "0.00 credits"), ("2026-11-02", 4_500_000, "4.50 credits")]
     assert points[1].label == "2026-11-02" and points[1].value == 4_500_000
+
+
+@pytest.mark.parametrize(
+    ("ucr", "text"),
+    [(0, "0"), (1_500, "0.0015"), (1_234_001_500, "1,234.0015"), (-5 * CR, "-5")],
+)
+def test_exact_credits(app: Flask, ucr: int, text: str) -> None:
+    assert render(app, "{{ n | exact_credits }}", n=ucr) == text
+
+
+def test_credits_tip_shows_two_places_and_the_exact_amount(app: Flask) -> None:
+    assert render(app, "{{ n | credits_tip }}", n=1_234_001_500) == (
+        '<span class="amount" title="1,234.0015 credits">1,234.00</span>'
+    )
+
+
+def test_yes_no(app: Flask) -> None:
+    assert render(app, "{{ a | yes_no }} {{ b | yes_no }}", a=True, b=False) == "Yes No"
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (
+            '{"balance_ucr": 10000000000, "amount_ucr": 1500}',
+            "Balance: 10,000 credits; Amount: 0.0015 credits",
+        ),
+        ('{"max_tokens_per_event": 10000000}', "Max tokens per event: 10,000,000"),
+        (
+            '{"input_uusd_per_m": 150000, "enabled": true}',
+            "Input: $0.15 per 1M tokens; Enabled: Yes",
+        ),
+        ('{"topup_options_usd": [5, 10, 25]}', "Topup options: $5, $10, $25"),
+        ('{"credits_per_usd": 10000, "name": "x"}', "Credits per usd: 10,000; Name: x"),
+        ("not json", "not json"),
+        (None, ""),
+    ],
+)
+def test_audit_values_in_human_units(app: Flask, raw: str | None, text: str) -> None:
+    assert render(app, "{{ v | audit_values }}", v=raw) == text

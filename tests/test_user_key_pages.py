@@ -103,9 +103,12 @@ def test_admin_user_page_lists_keys_and_revokes_one(client: FlaskClient, admin: 
         key, _ = user_keys.create(s, CLI, user_id, "laptop", limit_ucr=5 * CR)
     page = client.get(f"/admin/users/{user_id}").get_data(as_text=True)
     assert f"<code>{key.prefix}…</code>" in page and "laptop" in page
-    response = post_form(
-        client, f"/admin/users/{user_id}/keys/{key.id}/revoke", csrf_page=f"/admin/users/{user_id}"
-    )
+    url = f"/admin/users/{user_id}/keys/{key.id}/revoke"
+    assert f'href="{url}"' in page  # a link to the confirmation
+    confirm = client.get(url)
+    assert confirm.status_code == 200 and "Revoke API key laptop?" in confirm.text
+    assert keys(admin, "kim@example.com")[0].revoked_at is None  # asking changes nothing
+    response = post_form(client, url, csrf_page=url)
     assert response.status_code == 302
     assert keys(admin, "kim@example.com")[0].revoked_at is not None
     assert ("user_key.revoke", "boss@example.com") in audit_actions(admin)

@@ -39,14 +39,26 @@ def keys() -> str:
         else:
             form = ApiKeyForm(formdata=None)
     rows = integration_keys.list_keys(read_session())
-    return render_template(
-        "admin/keys.html", form=form, keys=rows, created_key=created_key, revoke_form=ConfirmForm()
-    )
+    return render_template("admin/keys.html", form=form, keys=rows, created_key=created_key)
 
 
-@bp.post("/keys/<int:key_id>/revoke")
-def revoke_key(key_id: int) -> Response:
-    """Revoke an integration key."""
+@bp.route("/keys/<int:key_id>/revoke", methods=["GET", "POST"])
+def revoke_key(key_id: int) -> Response | str:
+    """Confirm (GET), then revoke (POST) an integration key."""
+    if request.method == "GET":
+        key = next((k for k in integration_keys.list_keys(read_session()) if k.id == key_id), None)
+        if key is None or key.revoked_at is not None:
+            return redirect(url_for("admin.keys"))
+        return render_template(
+            "admin/confirm.html",
+            heading=f"Revoke integration key {key.name}?",
+            message=f"Key {key.prefix}… stops working at once, for good: services using it "
+            "can no longer report usage.",
+            action=url_for("admin.revoke_key", key_id=key_id),
+            button="Revoke key",
+            cancel=url_for("admin.keys"),
+            form=ConfirmForm(),
+        )
     if ConfirmForm().validate_on_submit():
         try:
             with database().write() as s:

@@ -116,9 +116,25 @@ def clear_flag(user_id: int) -> Response | tuple[str, int]:
     return _act("flag_form", form, action, user_id, "Flag cleared.")
 
 
-@bp.post("/users/<int:user_id>/keys/<int:key_id>/revoke")
-def revoke_user_key(user_id: int, key_id: int) -> Response:
-    """Revoke one of a user's gateway keys."""
+@bp.route("/users/<int:user_id>/keys/<int:key_id>/revoke", methods=["GET", "POST"])
+def revoke_user_key(user_id: int, key_id: int) -> Response | str:
+    """Confirm (GET), then revoke (POST) one of a user's gateway keys."""
+    back = url_for("admin.user_detail", user_id=user_id)
+    if request.method == "GET":
+        keys = user_keys.keys_of(read_session(), user_id)
+        key = next((k for k in keys if k.id == key_id and k.revoked_at is None), None)
+        if key is None:
+            return redirect(back)
+        return render_template(
+            "admin/confirm.html",
+            heading=f"Revoke API key {key.name}?",
+            message=f"Key {key.prefix}… stops working at once, for good; calls running "
+            "with it finish.",
+            action=url_for("admin.revoke_user_key", user_id=user_id, key_id=key_id),
+            button="Revoke key",
+            cancel=back,
+            form=ConfirmForm(),
+        )
     if ConfirmForm().validate_on_submit():
         try:
             with database().write() as s:

@@ -63,21 +63,31 @@ def index() -> BaseResponse:
 def dashboard() -> str:
     """Balance, usage totals and chart, notifications, recent usage."""
     session = read_session()
-    summary = usage.summary(session, current_user.id, utcnow().date())
     return render_template(
         "main/dashboard.html",
-        summary=summary,
-        usage_chart=charts.user_credits_per_day(summary),
-        recent=usage.recent_events(session, current_user.id),
+        **_dashboard_usage(),
         notifications=notifications.recent(session, current_user.id),
     )
+
+
+def _dashboard_usage() -> dict[str, object]:
+    """The dashboard's live parts: totals, chart, recent usage."""
+    session = read_session()
+    summary = usage.summary(session, current_user.id, utcnow().date())
+    return {
+        "summary": summary,
+        "usage_chart": charts.user_credits_per_day(summary),
+        "recent": usage.recent_events(session, current_user.id),
+    }
 
 
 @bp.get("/dashboard/balance")
 @login_required
 def balance_partial() -> str:
-    """htmx poll: the balance badge, plus the alert and figure out of band."""
-    return render_template("main/_balance.html", oob=True)
+    """htmx poll: the balance badge, plus the alert and figure out of band;
+    polled from the dashboard (``?dashboard=1``), its usage parts too."""
+    live = _dashboard_usage() if request.args.get("dashboard") == "1" else None
+    return render_template("main/_balance.html", oob=True, dashboard=live)
 
 
 @bp.get("/usage")
