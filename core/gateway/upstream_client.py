@@ -138,7 +138,13 @@ class UpstreamStream:
             if item is None:
                 return
             if isinstance(item, BaseException):
-                if not self._closed.is_set():
+                if self._closed.is_set():
+                    return
+                # A read that waited past its timeout is the upstream running
+                # out of time, like the deadline; anything else broke the stream.
+                if isinstance(item, httpx.TimeoutException):
+                    self.timed_out = True
+                else:
                     self.failed = True
                 return
             yield item
