@@ -30,6 +30,9 @@ USAGE_EVENTS = Counter(
     "Usage events reported through the API, by outcome (charged, duplicate, rejected).",
     ["outcome"],
 )
+# Prometheus values are float64: exact up to 2**53 micro-credits (about nine
+# billion credits) per process lifetime, an estimate beyond. The ledger is
+# the exact figure; this is for graphs and alerts.
 CHARGED_UCR = Counter("creditline_charged_ucr_total", "Micro-credits charged by API usage events.")
 TOPUPS = Counter("creditline_topups_total", "Top-ups credited to a wallet.")
 HOLDS = Counter(
