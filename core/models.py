@@ -327,7 +327,7 @@ class AuditEntry(Base):
     actor_label: Mapped[str] = mapped_column(String(254))
     action: Mapped[str] = mapped_column(String(64), index=True)
     object_type: Mapped[str] = mapped_column(String(40))
-    object_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    object_id: Mapped[str | None] = mapped_column(String(200), default=None)
     before: Mapped[str | None] = mapped_column(Text, default=None)  # JSON
     after: Mapped[str | None] = mapped_column(Text, default=None)  # JSON
     reason: Mapped[str | None] = mapped_column(Text, default=None)

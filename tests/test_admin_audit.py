@@ -43,3 +43,17 @@ def test_audit_pages_by_cursor(client: FlaskClient, billing: Billing) -> None:
     older = first.split('href="/admin/audit?before=')[1].split('"')[0]
     rest = client.get(f"/admin/audit?before={older}").get_data(as_text=True)
     assert rest.count("<code>rate.change</code>") == 5
+
+
+def test_a_model_with_the_longest_name_is_audited_under_its_name(billing: Billing) -> None:
+    """Model names may have 100 characters; the audit row names the model in
+    full (PostgreSQL refused a name past 64 characters with an error)."""
+    from sqlalchemy import select
+
+    from core.models import AuditEntry
+
+    name = "m" * 100
+    billing.set_price(name, 150_000, 600_000)
+    with billing.db.read_session() as s:
+        logged = s.scalars(select(AuditEntry.object_id).where(AuditEntry.action == "model.create"))
+        assert name in list(logged)
