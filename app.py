@@ -40,7 +40,7 @@ def create_app(
         wait_seconds=app.config["PASSWORD_HASH_WAIT_SECONDS"],
     )
     app.extensions["creditline.prices"] = PriceBookCache()
-    app.extensions["creditline.closed_days"] = ClosedDays()
+    app.extensions["creditline.closed_days"] = ClosedDays(app.extensions["creditline.db"])
     app.extensions["creditline.stripe"] = StripeGateway(
         app.config["STRIPE_SECRET_KEY"],
         api_base=app.config["STRIPE_API_BASE"],

@@ -5,8 +5,9 @@ uniformly over them, three models and the last 90 days (the worst case for
 the rollups: most (user, day, model) cells are distinct), 2 % rejections and
 20,000 paid top-ups over a year. An admin signs in through the real login
 form; ``/admin/analytics`` is then requested in-process and timed. Prints the
-first request's time (it sums the closed days, once per process, see
-``core.analytics``), the median and p95 of the following ones, and the report
+first request's time (it sums the closed days and stores the sum, see
+``core.analytics``), the first request of a second app on the same database
+(a new process: it reads the stored sum), the median and p95 of the following ones, and the report
 for the next day (the closed days move along by one).
 
     .venv/bin/python bench/analytics.py [--users 10000] [--events 1000000] [--requests 30]
@@ -75,6 +76,20 @@ def main() -> None:
         if response.status_code != 200:
             raise SystemExit(f"/admin/analytics: {response.status_code}")
     p95 = statistics.quantiles(times, n=20)[-1]
+    # A new process on the same database: the stored closed-day totals are read.
+    from app import create_app
+
+    second = create_app(
+        {"DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False}
+    )
+    client = second.test_client()
+    login = client.post("/auth/login", data={"email": "admin@example.com", "password": PASSWORD})
+    begun = time.perf_counter()
+    response = client.get("/admin/analytics")
+    restarted = (time.perf_counter() - begun) * 1000
+    restored = second.extensions["creditline.closed_days"]
+    assert response.status_code == 200
+    assert (restored.loads, restored.restored) == (0, 1)
     # The next day's first view: the closed-day totals move along one day.
     from core import analytics
     from core.clock import utcnow
@@ -86,6 +101,10 @@ def main() -> None:
         next_day = (time.perf_counter() - begun) * 1000
     assert closed.loads == 1, "the window should have moved, not been summed again"
     print(f"/admin/analytics  first request in this process (closed days summed) {first:.1f} ms")
+    print(
+        f"/admin/analytics  first request in a new process (stored totals read) {restarted:.1f} ms"
+        "  (target <= 200 ms)"
+    )
     print(f"analytics report  first of the next day (window moved one day) {next_day:.1f} ms")
     print(
         f"/admin/analytics  median {statistics.median(times):.1f} ms  p95 {p95:.1f} ms"

@@ -4,7 +4,11 @@ Both apps run under gunicorn (2 sync workers) on 127.0.0.1 and take the same
 wrk load (distinct event ids, so every request is a real debit). Prints both
 throughputs, p50/p99 latency, the ratio, and each Creditline worker's peak RSS.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--connections 8] [--database-url URL]
+    .venv/bin/python bench/ingest.py [--seconds 10] [--connections 8] [--users 20]
+        [--database-url URL]
+
+On PostgreSQL the baseline is ``bench/baseline_pg_app.py`` (psycopg 3) on the
+same server; on SQLite ``bench/baseline_app.py`` (sqlite3).
 """
 
 from __future__ import annotations
@@ -94,7 +98,12 @@ def peak_rss_mb(master: subprocess.Popen) -> list[float]:
     return peaks
 
 
-def prepare_creditline(database_url: str) -> str:
+def bench_users(count: int) -> list[str]:
+    """The users events are spread over (``bench/ingest.lua``'s fourth argument)."""
+    return [f"bench{n}@example.com" for n in range(count)] if count > 1 else []
+
+
+def prepare_creditline(database_url: str, users: int = 1) -> str:
     from app import create_app
     from core import accounts, audit, integration_keys, ledger, migrate
 
@@ -118,8 +127,15 @@ def prepare_creditline(database_url: str) -> str:
                 reason="bench",
             )
         _, key = integration_keys.create(s, audit.CLI, "bench")
-    with db.write() as s:
-        ledger.adjust(s, audit.CLI, "bench@example.com", 10**17, "bench funding")
+    for email in bench_users(users):
+        with db.write() as s:
+            if accounts.find_user(s, email) is None:
+                accounts.create_user(
+                    s, email, "bench-password", app.extensions["creditline.passwords"]
+                )
+    for email in ["bench@example.com", *bench_users(users)]:
+        with db.write() as s:
+            ledger.adjust(s, audit.CLI, email, 10**17, "bench funding")
     db.dispose()
     return key
 
@@ -129,19 +145,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--users", type=int, default=20, help="events spread over this many users (1: one wallet)"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="creditline-bench-"))
     url = args.database_url or f"sqlite:///{work / 'creditline.db'}"
-    key = prepare_creditline(url)
-    baseline_db = str(work / "baseline.db")
-    from bench.baseline_app import setup
+    key = prepare_creditline(url, args.users)
+    if url.startswith("postgresql"):
+        # The same PostgreSQL server and database, the bare app in its own schema.
+        from bench.baseline_pg_app import setup as setup_pg
 
-    setup(baseline_db)
+        dsn = "postgresql://" + url.split("://", 1)[1]
+        setup_pg(dsn, bench_users(args.users) or ["bench@example.com"])
+        baseline = ("bench.baseline_pg_app:app", {"BASELINE_PG": dsn})
+    else:
+        from bench.baseline_app import setup
 
+        baseline_db = str(work / "baseline.db")
+        setup(baseline_db)
+        baseline = ("bench.baseline_app:app", {"BASELINE_DB": baseline_db})
+
+    users = (str(args.users),)
     results = {}
     for name, app, env in (
-        ("baseline", "bench.baseline_app:app", {"BASELINE_DB": baseline_db}),
+        ("baseline", *baseline),
         (
             "creditline",
             "app:create_app()",
@@ -151,9 +180,10 @@ def main() -> None:
         port = free_port()
         proc = start(app, env, port)
         try:
-            wrk(port, 2, args.connections, key, f"warm-{name}-{time.time_ns()}")  # warm-up
+            warm = f"warm-{name}-{time.time_ns()}"
+            wrk(port, 2, args.connections, key, warm, extra=users)  # warm-up
             results[name] = wrk(
-                port, args.seconds, args.connections, key, f"{name}-{time.time_ns()}"
+                port, args.seconds, args.connections, key, f"{name}-{time.time_ns()}", extra=users
             )
             results[name]["rss"] = max(peak_rss_mb(proc))
         finally:
@@ -161,7 +191,8 @@ def main() -> None:
             proc.wait(timeout=10)
 
     print(
-        f"database: {url.split('://')[0]}, gunicorn 2 workers, wrk {args.connections} connections, {args.seconds}s"
+        f"database: {url.split('://')[0]}, gunicorn 2 workers, wrk {args.connections} connections,"
+        f" {args.seconds}s, events over {args.users} user(s)"
     )
     print(f"{'':12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'peak RSS MB':>12}")
     for name, r in results.items():

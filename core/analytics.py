@@ -28,8 +28,9 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import hold_queries
+from core import analytics_store, hold_queries
 from core.bounds import exact_sum
+from core.db import Database
 from core.enums import TopUpStatus, UsageStatus
 from core.hold_queries import HoldSummary
 from core.models import AiModel, TopUp, UsageDaily, UsageEvent, User, Wallet
@@ -183,19 +184,27 @@ def _add(table: dict, key: int, values: tuple[int, ...]) -> None:  # type: ignor
 class ClosedDays:
     """Per process (one per app): usage totals of days that can no longer change.
 
-    Summed in full once (when the process first needs them); when the window
-    moves on a day, only the day leaving and the day joining are read.
+    Summed in full once, then moved along a day at a time (only the day
+    leaving and the day joining are read). With a ``database`` the totals are
+    also stored (``core.analytics_store``) whenever they are computed or
+    moved, and a new process starts from the stored ones instead of summing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, database: Database | None = None) -> None:
+        self._database = database
         self._key: tuple[date, date] | None = None
         self._totals = UsageTotals({}, {}, {})
         self._lock = threading.Lock()
         self.loads = 0  # full sums; for tests and benchmarks
+        self.restored = 0  # windows read from the store
 
     def totals(self, session: Session, since: date, until: date) -> UsageTotals:
         """Totals of the days in [since, until)."""
         with self._lock:
+            if self._key == (since, until):
+                return self._totals
+            if self._key is None and self._database is not None:
+                self._restore(session, (until - since).days)
             key = self._key
             if key == (since, until):
                 return self._totals
@@ -207,7 +216,18 @@ class ClosedDays:
                 self._totals = _closed_totals(session, since, until)
                 self.loads += 1
             self._key = (since, until)
+            if self._database is not None:
+                totals = self._totals
+                text = analytics_store.encode(totals.by_day, totals.by_model, totals.by_user)
+                analytics_store.save(self._database, (until - since).days, (since, until), text)
             return self._totals
+
+    def _restore(self, session: Session, window_days: int) -> None:
+        stored = analytics_store.load(session, window_days)
+        if stored is not None:
+            self._key, text = stored
+            self._totals = UsageTotals(*analytics_store.decode(text))
+            self.restored += 1
 
 
 def _closed_totals(session: Session, since: date, until: date) -> UsageTotals:

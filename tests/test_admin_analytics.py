@@ -148,6 +148,46 @@ def test_closed_days_are_summed_once_and_live_days_every_time(dataset: Billing) 
     )
 
 
+def test_a_new_process_starts_from_the_stored_closed_days(dataset: Billing) -> None:
+    """The closed days' sum is stored when it is computed or moved along; a
+    new process (a new ``ClosedDays``) reads it instead of summing, moves it
+    along from there, and its figures equal a fresh sum. A stale stored window
+    is never taken for another one."""
+    today = utcnow().date()
+    ago = lambda n: today - timedelta(days=n)  # noqa: E731
+    _rollup(dataset, "alice@example.com", "gpt-4o-mini", ago(29), 1, 10 * CR)
+    _rollup(dataset, "bob@example.com", "gpt-4o", ago(20), 3, 200 * CR)
+    _rollup(dataset, "alice@example.com", "gpt-4o", ago(1), 1, 5 * CR)
+
+    def report(closed: analytics.ClosedDays, on: date = today) -> analytics.Report:
+        with dataset.db.read_session() as s:
+            return analytics.report(s, on, closed)
+
+    def figures(r: analytics.Report) -> tuple[object, ...]:
+        return (r.flows, r.by_model, r.top_users)
+
+    first_process = analytics.ClosedDays(dataset.db)
+    first = report(first_process)
+    assert (first_process.loads, first_process.restored) == (1, 0)
+
+    second_process = analytics.ClosedDays(dataset.db)
+    assert figures(report(second_process)) == figures(first)
+    assert (second_process.loads, second_process.restored) == (0, 1)  # read, not summed
+
+    tomorrow = today + timedelta(days=1)
+    third_process = analytics.ClosedDays(dataset.db)
+    moved = report(third_process, tomorrow)  # ago(29) leaves, yesterday closes
+    assert (third_process.loads, third_process.restored) == (0, 1)
+    assert figures(moved) == figures(report(analytics.ClosedDays(), tomorrow))
+
+    fourth_process = analytics.ClosedDays(dataset.db)  # stored: tomorrow's window
+    assert figures(report(fourth_process)) == figures(first)  # an older window: summed
+    assert (fourth_process.loads, fourth_process.restored) == (1, 1)
+    fifth_process = analytics.ClosedDays(dataset.db)  # the newer window was kept
+    assert figures(report(fifth_process, tomorrow)) == figures(moved)
+    assert (fifth_process.loads, fifth_process.restored) == (0, 1)
+
+
 def test_gateway_holds_and_shortfalls(client: FlaskClient, admin: Billing) -> None:
     """Running holds, holds ended without a charge, and the calls that cost
     more than their hold (charged the hold; the rest is the shortfall)."""
