@@ -107,7 +107,8 @@ def _gateway(app: Flask, box: SecretBox) -> Gateway:
 
 def _outbox(app: Flask, box: SecretBox) -> None:
     """The outbox deliverer; with OUTBOX_WORKER, a background thread that starts
-    with the first request and is woken after every committed write."""
+    with the first request and is woken after a committed write that added
+    messages."""
     c = app.config
     mail = MailServer.from_url(c["MAIL_URL"], c["MAIL_FROM"] or "") if c["MAIL_URL"] else None
     db = app.extensions["creditline.db"]
@@ -117,7 +118,7 @@ def _outbox(app: Flask, box: SecretBox) -> None:
         return
     thread = OutboxThread(deliverer, c["OUTBOX_POLL_SECONDS"])
     app.extensions["creditline.outbox_thread"] = thread
-    db.on_write_committed(thread.nudge)
+    db.on_write_committed(thread.after_commit)
     app.before_request(thread.start)
 
 

@@ -170,11 +170,20 @@ class Database:
 
     @contextmanager
     def raw_read(self) -> Iterator[RawCursor]:
-        """A plain DBAPI cursor for a read or two outside any session."""
+        """A plain DBAPI cursor for a read or two outside any session.
+
+        On PostgreSQL the connection is in autocommit for the read, so each
+        statement is its own snapshot and costs one round trip (no BEGIN and
+        ROLLBACK around it); ``_give_back`` turns autocommit off again before
+        the connection can serve a write."""
         with self._raw() as cursor:
+            if self.is_sqlite:
+                yield cursor
+                return
+            cursor.connection.dbapi_connection.autocommit = True
             yield cursor
-            if not self.is_sqlite:  # psycopg opened a transaction; end it
-                cursor.connection.rollback()
+            if not cursor.connection.dbapi_connection.autocommit:
+                cursor.connection.rollback()  # replaced by a fresh one mid-read (_replace_dead)
 
     @contextmanager
     def _raw(self) -> Iterator[RawCursor]:
@@ -235,6 +244,21 @@ class Database:
             return False
         return True
 
+    @staticmethod
+    def _transactional(cursor: RawCursor) -> bool:
+        """Turn a read's autocommit off (a write on this connection must be one
+        transaction); a connection that cannot is closed and not reused."""
+        connection = cursor.connection.dbapi_connection
+        if not connection.autocommit:
+            return True
+        try:
+            connection.autocommit = False
+        except Exception:
+            with contextlib.suppress(Exception):
+                cursor.connection.close()
+            return False
+        return True
+
     def _connect(self) -> Any:
         fairy = self.engine.raw_connection()
         fairy.detach()  # ours now; the pool no longer counts it
@@ -254,6 +278,8 @@ class Database:
 
     def _give_back(self, cursor: RawCursor) -> None:
         cursor.first_failed = None
+        if not self.is_sqlite and not self._transactional(cursor):
+            return
         with self._idle_lock:
             if len(self._idle) < self._max_idle:
                 self._idle.append(cursor)

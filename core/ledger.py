@@ -204,14 +204,14 @@ def set_balances(cur: RawCursor, changes: Iterable[BalanceChange]) -> None:
     """
     changed = []
     for change in changes:
-        cur.execute(
+        row = cur.execute(
             _SET_BALANCE,
             {"new": change.new_ucr, "id": change.wallet_id, "old": change.old_ucr},
-        )
-        if cur.rowcount != 1:
+        ).fetchone()
+        if row is None:
             raise StaleBalance(f"wallet {change.wallet_id} changed under the write lock")
-        changed.append(change.wallet_id)
-    outbox.note_wallets(cur, changed)
+        changed.append(row)
+    outbox.note_balances(cur, changed)
 
 
 def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at: datetime) -> None:
@@ -241,7 +241,10 @@ def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at
     )
 
 
-_SET_BALANCE = "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old"
+_SET_BALANCE = (
+    "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old"
+    f" RETURNING {outbox.ALERT_COLUMNS}"
+)
 _INSERT_USAGE_ENTRY = (
     "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
     " credits_per_usd, memo, created_at) VALUES (:wallet_id, :amount, :balance_after,"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,31 @@ _INSERT = (
 )
 
 
+_written = threading.local()
+
+
+def _add(cur: RawCursor, row: Mapping[str, Any]) -> None:
+    cur.execute(_INSERT, row)
+    mark_due()
+
+
+def mark_due() -> None:
+    """This thread's transaction made outbox rows due (see ``take_written``)."""
+    _written.pending = True
+
+
+def take_written() -> bool:
+    """Whether this thread added outbox rows since it last asked (and forget it).
+
+    The delivery thread is woken after a commit only when the committing
+    thread wrote to the outbox, not after every debit. A rolled-back write
+    may leave the mark set: the next wake-up then finds nothing, harmless.
+    """
+    pending = getattr(_written, "pending", False)
+    _written.pending = False
+    return pending
+
+
 def _settings(cur: RawCursor) -> Settings:
     return from_rows(cur.execute("SELECT key, value FROM settings").fetchall())
 
@@ -54,8 +80,8 @@ def enqueue_email(
 ) -> None:
     """One email to ``to``, delivered after the transaction commits."""
     now = cur.db_value(utcnow())
-    cur.execute(
-        _INSERT,
+    _add(
+        cur,
         {
             "channel": "email",
             "event_type": event_type,
@@ -81,8 +107,8 @@ def enqueue_webhook(
         {"id": uid, "type": event_type, "created": _unix(now), "data": dict(data)},
         separators=(",", ":"),
     )
-    cur.execute(
-        _INSERT,
+    _add(
+        cur,
         {
             "channel": "webhook",
             "event_type": event_type,
@@ -112,22 +138,32 @@ def _owners(cur: RawCursor, wallet_ids: Iterable[int]) -> dict[int, int]:
 # --- low balance -----------------------------------------------------------------
 
 
+# What the low-balance check needs of a wallet, as columns of ``wallets``; a
+# balance update returns them (``core.ledger.set_balances``) so the check
+# costs no query of its own.
+ALERT_COLUMNS = (
+    "user_id, (SELECT email FROM users WHERE users.id = wallets.user_id), id,"
+    " balance_ucr, reserved_ucr,"
+    " (SELECT low_balance_threshold_ucr FROM users WHERE users.id = wallets.user_id),"
+    " (SELECT low FROM balance_alerts WHERE balance_alerts.user_id = wallets.user_id),"
+    " (SELECT value FROM settings WHERE key = 'default_low_balance_threshold_ucr')"
+)
+
+
 def note_wallets(cur: RawCursor, wallet_ids: Iterable[int]) -> None:
     """After a balance change: alert users who just crossed below their
     threshold, re-arm those back at or above it."""
     ids = sorted(set(wallet_ids))
     if not ids:
         return
-    where, params = cur.is_one_of("w.id", "ids", ids)
-    rows = cur.execute(
-        "SELECT u.id, u.email, w.id, w.balance_ucr, w.reserved_ucr,"
-        " u.low_balance_threshold_ucr, a.low,"
-        " (SELECT value FROM settings WHERE key = 'default_low_balance_threshold_ucr')"
-        " FROM wallets w JOIN users u ON u.id = w.user_id"
-        " LEFT JOIN balance_alerts a ON a.user_id = u.id"
-        f" WHERE {where}",
-        params,
-    ).fetchall()
+    where, params = cur.is_one_of("id", "ids", ids)
+    note_balances(
+        cur, cur.execute(f"SELECT {ALERT_COLUMNS} FROM wallets WHERE {where}", params).fetchall()
+    )
+
+
+def note_balances(cur: RawCursor, rows: Iterable[Sequence[Any]]) -> None:
+    """``note_wallets`` for wallets already read (``ALERT_COLUMNS``, after the change)."""
     now = cur.db_value(utcnow())
     for user_id, email, wallet_id, balance, reserved, threshold, low, default in rows:
         if threshold is None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, outbox
 from core.clock import utcnow
 from core.errors import ValidationError
 from core.outbox_models import OutboxMessage
@@ -30,6 +30,7 @@ def retry(session: Session, actor: audit.Actor, message_id: int, reason: str) ->
         raise ValidationError("Only a failed, skipped or waiting delivery can be retried.")
     before = {"status": row.status, "attempts": row.attempts}
     row.status = "pending"
+    outbox.mark_due()
     row.next_attempt_at = utcnow()
     row.lease_until = None
     if row.attempts:

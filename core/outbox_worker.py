@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from core import outbox
 from core import settings as settings_mod
 from core.clock import utcnow
 from core.db import Database
@@ -199,7 +200,8 @@ class OutboxDeliverer:
 
 
 class OutboxThread:
-    """The app's background drainer: drains now and then, and soon after a write."""
+    """The app's background drainer: drains now and then, and soon after a
+    committed write that added messages."""
 
     def __init__(self, deliverer: OutboxDeliverer, poll_seconds: float) -> None:
         self.deliverer = deliverer
@@ -208,6 +210,7 @@ class OutboxThread:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.nudges = 0  # wake-ups asked for; for tests
 
     def start(self) -> None:
         with self._lock:
@@ -218,6 +221,12 @@ class OutboxThread:
 
     def nudge(self) -> None:
         self._wake.set()
+        self.nudges += 1
+
+    def after_commit(self) -> None:
+        """A write committed on this thread: drain soon if it added messages."""
+        if outbox.take_written():
+            self.nudge()
 
     def stop(self) -> None:
         self._stop.set()

@@ -221,3 +221,25 @@ def test_raw_cursors_open_a_bounded_number_of_connections(app: Flask) -> None:
     db.dispose()
     assert len(done) == 3 * cap  # every thread got its turn, none failed
     assert peak[0] == cap
+
+
+def test_a_write_after_a_read_on_the_same_connection_is_one_transaction(app: Flask) -> None:
+    """Raw reads run in autocommit on PostgreSQL (one round trip each); the
+    connection they give back must be transactional again, or a write that
+    fails halfway would keep its first statements."""
+    db = _db(app)
+    for _ in range(3):  # the stack hands back the connection the read used
+        with db.raw_read() as cur:
+            assert cur.scalar("SELECT COUNT(*) FROM settings") is not None
+        with pytest.raises(RuntimeError):
+            _insert_then_fail(db)
+        with db.raw_read() as cur:
+            assert cur.scalar("SELECT COUNT(*) FROM settings WHERE key = 'half_done'") == 0
+
+
+def _insert_then_fail(db: Database) -> None:
+    with db.raw_write() as cur:
+        cur.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES ('half_done', '1', '2026-01-01')"
+        )
+        raise RuntimeError("the write fails after its first statement")

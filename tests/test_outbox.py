@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -299,6 +300,42 @@ def test_the_background_thread_delivers_after_a_request(
         app.test_client().get("/auth/login")  # the first request starts the thread
         assert catcher.inbox.arrived.wait(60), "the thread delivered nothing"
         assert "refused" in catcher.to("bg@example.com")[0]["Subject"]
+    finally:
+        thread.stop()
+        app.extensions["creditline.db"].dispose()
+
+
+def test_the_thread_is_woken_only_by_commits_that_add_messages(
+    db_config: dict[str, Any], catcher: MailCatcher
+) -> None:
+    """A debit that writes no message does not wake the delivery thread (it
+    would read the outbox after every debit); one that refuses usage does,
+    and its email arrives long before the next poll."""
+    app = make_test_app(
+        db_config,
+        OUTBOX_WORKER=True,
+        OUTBOX_POLL_SECONDS=3600,
+        MAIL_URL=catcher.url,
+        MAIL_FROM="billing@creditline.test",
+    )
+    thread = app.extensions["creditline.outbox_thread"]
+    try:
+        billing = Billing(app)
+        billing.user("quiet@example.com", 1_000 * MICRO)
+        app.test_client().get("/auth/login")  # the first request starts the thread
+        before = thread.nudges
+        for n in range(3):
+            billing.debit(f"q{n}", "quiet@example.com")
+        assert thread.nudges == before
+        billing.user("loud@example.com")
+        before = thread.nudges
+        with pytest.raises(InsufficientCredits):
+            billing.debit("l1", "loud@example.com")
+        assert thread.nudges == before + 1
+        deadline = time.monotonic() + 60
+        while not catcher.to("loud@example.com") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "refused" in catcher.to("loud@example.com")[0]["Subject"]
     finally:
         thread.stop()
         app.extensions["creditline.db"].dispose()
