@@ -15,9 +15,13 @@ on every page:
 Display precision: credits are shown with two decimal places, truncated
 (never rounded up); the exact amount is in the tooltip, the CSV and the API.
 
+- ``local``: a stored time in the signed-in user's time zone (Settings; UTC
+  when signed out), to the second (default) or ``"minute"``, always followed
+  by the zone's abbreviation ("2026-11-27 01:08:30 CET"): one date format on
+  every page, the zone always shown (``core.time_zones``).
 - ``utc``: a datetime as UTC text, to the second (default), ``"minute"`` or
   ``"day"``. Stored times are naive UTC (``core.clock``); an aware value is
-  converted first. Pages say "(UTC)" in the column heading or after the time.
+  converted first. For what must stay UTC (CSV exports).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
+from flask_login import current_user
 from markupsafe import Markup
 
+from core import time_zones
 from core.pricing import format_cents, format_credits, format_credits_display, format_usd_per_m
 
 UTC_FORMATS = {
@@ -48,6 +54,12 @@ def utc(value: datetime, to: str = "second") -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.strftime(UTC_FORMATS[to])
+
+
+def local(value: datetime, to: str = "second") -> str:
+    """A stored time in the viewer's zone, with the zone's abbreviation."""
+    name = getattr(current_user, "time_zone", None) or time_zones.DEFAULT
+    return time_zones.local(value, name, to)
 
 
 def trim_zeros(text: str) -> str:
@@ -125,6 +137,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(trim_zeros, "trim_zeros")
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(utc, "utc")
+    app.add_template_filter(local, "local")
     app.add_template_filter(exact_credits, "exact_credits")
     app.add_template_filter(credits_tip, "credits_tip")
     app.add_template_filter(yes_no, "yes_no")

@@ -71,7 +71,7 @@ def test_chart_points_from_the_analytics_report() -> None:
 def test_chart_points_of_a_users_usage() -> None:
     none = Totals(0, 0, 0)
     days = [(date(2026, 11, 1), 0), (date(2026, 11, 2), 4_500_000)]
-    points = charts.user_credits_per_day(Summary(none, none, none, days))
+    points = charts.user_credits_per_day(Summary(none, none, none, days, []))
     assert points == [("2026-11-01", 0, "0.00 credits"), ("2026-11-02", 4_500_000, "4.50 credits")]
     assert points[1].label == "2026-11-02" and points[1].value == 4_500_000
 
