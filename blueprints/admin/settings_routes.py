@@ -1,5 +1,9 @@
 """Admin settings: top-up options, per-event caps, overdraft, default alert,
-sign-up mode, webhook URL and secret; the Stripe set-up's status beside them."""
+sign-up mode, webhook URL and secret; the Stripe set-up's status beside them.
+
+Replacing a webhook secret that is set cannot be undone (the old one is never
+shown, and receivers reject what the new one signs until they have it): it
+asks first (blueprints/confirmation.py)."""
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -7,6 +11,7 @@ from werkzeug.wrappers import Response
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ReasonForm, SettingsForm, field_named
+from blueprints.confirmation import ask, confirmed
 from blueprints.db_session import price_book, read_session
 from blueprints.extensions import database, secret_box
 from core import setting_values, stripe_status
@@ -32,6 +37,17 @@ def _current() -> dict[str, str]:
 def settings() -> Response | tuple[str, int]:
     """The admin settings form; saves only the settings that changed."""
     form = SettingsForm() if request.method == "POST" else SettingsForm(data=_current())
+    replacing = bool(form.webhook_secret.data and price_book().settings.webhook_secret)
+    if replacing and not confirmed() and form.validate_on_submit():
+        return ask(
+            heading="Replace the webhook secret?",
+            message="Webhooks are signed with the new secret from now on; receivers that "
+            "still check the current one reject them until they are given the new one. The "
+            "current secret is stored only encrypted and is never shown: it cannot be "
+            "brought back from here.",
+            button="Save settings and replace the secret",
+            cancel=url_for("admin.settings"),
+        )
     if form.validate_on_submit():
         changes = settings_mod.changed_settings(price_book().settings, form.values)
         if form.webhook_secret.data:
