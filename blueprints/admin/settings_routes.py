@@ -17,17 +17,18 @@ from blueprints.extensions import database, secret_box
 from core import setting_values, stripe_status
 from core import settings as settings_mod
 from core.errors import DomainError
-from core.pricing import format_credits
+from blueprints.template_filters import exact_credits
 
 
 def _current() -> dict[str, str]:
+    """The form's values as the pages write numbers: thousands separated, exact."""
     now = price_book().settings
     return {
         "topup_options": ", ".join(str(v) for v in now.topup_options_usd),
-        "max_tokens": str(now.max_tokens_per_event),
-        "max_credits": format_credits(now.max_credits_per_event_ucr),
-        "overdraft": format_credits(now.overdraft_limit_ucr),
-        "threshold": format_credits(now.default_low_balance_threshold_ucr),
+        "max_tokens": f"{now.max_tokens_per_event:,}",
+        "max_credits": exact_credits(now.max_credits_per_event_ucr),
+        "overdraft": exact_credits(now.overdraft_limit_ucr),
+        "threshold": exact_credits(now.default_low_balance_threshold_ucr),
         "registration": now.registration,
         "webhook_url": now.webhook_url,
     }
