@@ -14,10 +14,10 @@ from blueprints.admin.forms import ReasonForm, SettingsForm, field_named
 from blueprints.confirmation import ask, confirmed
 from blueprints.db_session import price_book, read_session
 from blueprints.extensions import database, secret_box
+from blueprints.template_filters import exact_credits
 from core import setting_values, stripe_status
 from core import settings as settings_mod
 from core.errors import DomainError
-from blueprints.template_filters import exact_credits
 
 
 def _current() -> dict[str, str]:

@@ -21,7 +21,7 @@ from core.gateway.models import Upstream, UserApiKey
 from core.models import AiModel, IntegrationKey, RateChange, TopUp
 from core.rawdb import RawCursor
 from tests.browser.axe import axe_violations
-from tests.browser.helpers import screenshot, sign_in
+from tests.browser.helpers import sign_in
 from tests.conftest import Billing
 
 pytestmark = pytest.mark.browser
@@ -175,7 +175,6 @@ def test_phone_menu_opens_and_keeps_the_balance_in_view(page, live_server) -> No
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, "alice@example.com")
     expect(page.locator("#balance-badge")).to_be_in_viewport()
-    screenshot(page, "dashboard-phone")
     sign_out = page.get_by_role("button", name="Sign out")
     expect(sign_out).to_be_hidden()
     page.locator(".nav-toggle-label").click()
