@@ -10,6 +10,8 @@ on every page:
 - ``credits_tip``: the display figure (two places, truncated) in a ``<span>``
   whose ``title`` holds the exact amount, for tables of small charges.
 - ``exact_credits``: every significant place, with separators (1,234.0015).
+- ``usd_tip``: an amount in micro-USD as dollars and cents (truncated), the
+  exact amount in the tooltip ("$0.02", title "$0.024165").
 - ``yes_no``: a flag as "Yes" / "No".
 - ``audit_values``: an audit entry's before/after JSON in human units.
 Display precision: credits are shown with two decimal places, truncated
@@ -82,6 +84,14 @@ def credits_tip(ucr: int) -> Markup:
     )
 
 
+def usd_tip(uusd: int) -> Markup:
+    """Micro-USD as USD with cents (truncated toward zero), exact in the tooltip."""
+    cents = uusd // 10_000 if uusd >= 0 else -(-uusd // 10_000)
+    return Markup('<span class="amount" title="${}">{}</span>').format(
+        exact_credits(uusd), format_cents(cents)
+    )
+
+
 def yes_no(value: bool | None) -> str:
     return "Yes" if value else "No"
 
@@ -141,4 +151,5 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(exact_credits, "exact_credits")
     app.add_template_filter(credits_tip, "credits_tip")
     app.add_template_filter(yes_no, "yes_no")
+    app.add_template_filter(usd_tip, "usd_tip")
     app.add_template_filter(audit_values, "audit_values")

@@ -114,3 +114,17 @@ def test_yes_no(app: Flask) -> None:
 )
 def test_audit_values_in_human_units(app: Flask, raw: str | None, text: str) -> None:
     assert render(app, "{{ v | audit_values }}", v=raw) == text
+
+
+@pytest.mark.parametrize(
+    ("uusd", "text"),
+    [
+        (24_165, '<span class="amount" title="$0.024165">$0.02</span>'),
+        (1_234_560_000, '<span class="amount" title="$1,234.56">$1,234.56</span>'),
+        (9_999, '<span class="amount" title="$0.009999">$0.00</span>'),  # never rounded up
+    ],
+)
+def test_usd_with_cents_and_the_exact_amount_in_the_tooltip(
+    app: Flask, uusd: int, text: str
+) -> None:
+    assert render(app, "{{ n | usd_tip }}", n=uusd) == text
