@@ -10,14 +10,20 @@ on every page:
 - ``credits_tip``: the display figure (two places, truncated) in a ``<span>``
   whose ``title`` holds the exact amount, for tables of small charges.
 - ``exact_credits``: every significant place, with separators (1,234.0015).
+- ``usd_tip``: an amount in micro-USD as dollars and cents (truncated), the
+  exact amount in the tooltip ("$0.02", title "$0.024165").
 - ``yes_no``: a flag as "Yes" / "No".
 - ``audit_values``: an audit entry's before/after JSON in human units.
 Display precision: credits are shown with two decimal places, truncated
 (never rounded up); the exact amount is in the tooltip, the CSV and the API.
 
+- ``local``: a stored time in the signed-in user's time zone (Settings; UTC
+  when signed out), to the second (default) or ``"minute"``, always followed
+  by the zone's abbreviation ("2026-11-27 01:08:30 CET"): one date format on
+  every page, the zone always shown (``core.time_zones``).
 - ``utc``: a datetime as UTC text, to the second (default), ``"minute"`` or
   ``"day"``. Stored times are naive UTC (``core.clock``); an aware value is
-  converted first. Pages say "(UTC)" in the column heading or after the time.
+  converted first. For what must stay UTC (CSV exports).
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
+from flask_login import current_user
 from markupsafe import Markup
 
+from core import time_zones
 from core.pricing import format_cents, format_credits, format_credits_display, format_usd_per_m
 
 UTC_FORMATS = {
@@ -50,6 +58,12 @@ def utc(value: datetime, to: str = "second") -> str:
     return value.strftime(UTC_FORMATS[to])
 
 
+def local(value: datetime, to: str = "second") -> str:
+    """A stored time in the viewer's zone, with the zone's abbreviation."""
+    name = getattr(current_user, "time_zone", None) or time_zones.DEFAULT
+    return time_zones.local(value, name, to)
+
+
 def trim_zeros(text: str) -> str:
     """'4.500000' -> '4.5', '12.000000' -> '12' (display of exact amounts)."""
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -67,6 +81,14 @@ def credits_tip(ucr: int) -> Markup:
     """The display figure, with the exact amount in its tooltip."""
     return Markup('<span class="amount" title="{} credits">{}</span>').format(
         exact_credits(ucr), format_credits_display(ucr)
+    )
+
+
+def usd_tip(uusd: int) -> Markup:
+    """Micro-USD as USD with cents (truncated toward zero), exact in the tooltip."""
+    cents = uusd // 10_000 if uusd >= 0 else -(-uusd // 10_000)
+    return Markup('<span class="amount" title="${}">{}</span>').format(
+        exact_credits(uusd), format_cents(cents)
     )
 
 
@@ -125,7 +147,9 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(trim_zeros, "trim_zeros")
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(utc, "utc")
+    app.add_template_filter(local, "local")
     app.add_template_filter(exact_credits, "exact_credits")
     app.add_template_filter(credits_tip, "credits_tip")
     app.add_template_filter(yes_no, "yes_no")
+    app.add_template_filter(usd_tip, "usd_tip")
     app.add_template_filter(audit_values, "audit_values")

@@ -1,4 +1,7 @@
-"""Bar-chart points, shaped from domain figures for the pages' SVG charts.
+"""Chart data, shaped from domain figures for the pages' charts.
+
+Two shapes: per-day series for the dated bar charts, and shares by category
+(model) for the horizontal bar lists.
 
 A chart is a list of ``ChartPoint(label, value, title)``, oldest first:
 ``label`` names the bar (a day or a month), ``value`` is its height in the
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from core.analytics import Report
+from core.analytics import ModelUse, Report
 from core.pricing import format_cents, format_credits_display
 from core.usage import Summary
 
@@ -53,3 +56,48 @@ def user_credits_per_day(summary: Summary) -> list[ChartPoint]:
         ChartPoint(day.isoformat(), cost, f"{format_credits_display(cost)} credits")
         for day, cost in summary.daily
     ]
+
+
+class ShareBar(NamedTuple):
+    """One category of a horizontal bar list: ``permille`` is the bar's length
+    against the largest category (0-1000), ``percent`` its share of the total
+    as text ("42.5 %"), ``title`` the value as people read it."""
+
+    label: str
+    value: int
+    title: str
+    permille: int
+    percent: str
+
+
+def _percent(part: int, whole: int) -> str:
+    tenths = (part * 1000 + whole // 2) // whole if whole else 0
+    return f"{tenths // 10}.{tenths % 10} %"
+
+
+def shares(points: list[tuple[str, int]]) -> list[ShareBar]:
+    """Categories with their integer µcr values, largest first as given: bar
+    lengths against the largest (at least 1 ‰ for any non-zero value, so it
+    shows), shares of the total, rounded half up."""
+    peak = max((v for _, v in points), default=0)
+    total = sum(v for _, v in points)
+    return [
+        ShareBar(
+            label,
+            value,
+            f"{format_credits_display(value)} credits",
+            max(value * 1000 // peak, 1 if value else 0) if peak else 0,
+            _percent(value, total),
+        )
+        for label, value in points
+    ]
+
+
+def user_credits_by_model(summary: Summary) -> list[ShareBar]:
+    """One user's credits charged per model in the last 30 days."""
+    return shares(summary.by_model)
+
+
+def credits_by_model(uses: list[ModelUse]) -> list[ShareBar]:
+    """Credits charged per model in the report's window (all users)."""
+    return shares([(m.model, m.cost_ucr) for m in uses if m.cost_ucr > 0])

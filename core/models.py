@@ -67,6 +67,8 @@ class User(Base):
     # Part of every sign-in session's identity (``get_id``); raising it ends
     # all of the user's sessions (``core.accounts.end_sessions``).
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The IANA time zone the user's pages show times in (core.time_zones).
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     wallet: Mapped[Wallet] = relationship(back_populates="user", uselist=False)
 

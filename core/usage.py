@@ -32,21 +32,34 @@ class Summary:
     month: Totals
     last_30_days: Totals
     daily: list[tuple[date, int]]  # (day, µcr) for each of the last 30 days, oldest first
+    # (model, µcr) charged in the last 30 days, largest first; models with no charge left out
+    by_model: list[tuple[str, int]]
 
 
 def summary(session: Session, user_id: int, today: date) -> Summary:
+    """Totals of today, this month and the last 30 days, per day and per model
+    (the month may start before the 30 days: the 31st's month has 31 days)."""
     start = min(today - timedelta(days=29), today.replace(day=1))
+    since_30 = today - timedelta(days=29)
     rows = session.execute(
         select(
             UsageDaily.day,
+            AiModel.name,
             func.sum(UsageDaily.events),
             func.sum(UsageDaily.input_tokens + UsageDaily.output_tokens),
             func.sum(UsageDaily.cost_ucr),
         )
+        .join(AiModel, AiModel.id == UsageDaily.model_id)
         .where(UsageDaily.user_id == user_id, UsageDaily.day >= start)
-        .group_by(UsageDaily.day)
+        .group_by(UsageDaily.day, AiModel.name)
     ).all()
-    by_day = {day: (int(e), int(t), int(c)) for day, e, t, c in rows}
+    by_day: dict[date, tuple[int, int, int]] = {}
+    per_model: dict[str, int] = {}
+    for day, model, e, t, c in rows:
+        old = by_day.get(day, (0, 0, 0))
+        by_day[day] = (old[0] + int(e), old[1] + int(t), old[2] + int(c))
+        if since_30 <= day <= today:
+            per_model[model] = per_model.get(model, 0) + int(c)
 
     def total(since: date) -> Totals:
         picked = [v for d, v in by_day.items() if since <= d <= today]
@@ -60,6 +73,9 @@ def summary(session: Session, user_id: int, today: date) -> Summary:
         month=total(today.replace(day=1)),
         last_30_days=total(today - timedelta(days=29)),
         daily=[(d, by_day.get(d, (0, 0, 0))[2]) for d in window],
+        by_model=sorted(
+            ((m, c) for m, c in per_model.items() if c > 0), key=lambda mc: (-mc[1], mc[0])
+        ),
     )
 
 

@@ -36,7 +36,14 @@
       },
       axes: [
         { space: 60, values: [[DAY, "{D} {MMM}", null, null, null, null, null, null, 1]] },
-        { size: 60, values: function (u, ticks) { return ticks.map(function (t) { return t.toLocaleString("en-US"); }); } },
+        {
+          // As wide as the longest tick label ("400,000"), so none is cut off.
+          size: function (u, values) {
+            var longest = (values || []).reduce(function (n, v) { return Math.max(n, String(v).length); }, 1);
+            return Math.max(40, longest * 8 + 20);
+          },
+          values: function (u, ticks) { return ticks.map(function (t) { return t.toLocaleString("en-US"); }); },
+        },
       ],
       series: [
         { value: function (u, v, si, i) { return i == null ? "" : data.labels[i]; } },

@@ -81,6 +81,8 @@ def test_analytics_page(client: FlaskClient, dataset: Billing, admin: Billing) -
         '<td class="num">$30.00</td><td class="num">$10.00</td><td class="num">$20.00</td>' in page
     )
     assert "<code>insufficient_credits</code>" in page
+    # USD with cents (truncated), the exact list-price cost in the tooltip.
+    assert '<span class="amount" title="$0.0075">$0.00</span>' in page
     assert "alice@example.com" in page
 
 

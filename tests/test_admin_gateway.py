@@ -175,6 +175,18 @@ def test_holds_listed_and_released_with_a_reason(client: FlaskClient, admin: Bil
     response = post_form(
         client, f"/admin/holds/{hold.id}/release", csrf_page="/admin/holds", reason="call gone"
     )
+    assert response.status_code == 200  # asks first; nothing released yet
+    assert f"Release hold {hold.id}?" in response.get_data(as_text=True)
+    assert wallet(admin, "kim@example.com") == (10 * CR, hold.amount_ucr)
+    assert audit_rows(admin, "hold.release") == []
+
+    response = post_form(
+        client,
+        f"/admin/holds/{hold.id}/release",
+        csrf_page="/admin/holds",
+        reason="call gone",
+        confirmed="yes",
+    )
     assert response.status_code == 302
     assert wallet(admin, "kim@example.com") == (10 * CR, 0)
     with admin.db.read_session() as s:
@@ -189,7 +201,13 @@ def test_holds_listed_and_released_with_a_reason(client: FlaskClient, admin: Bil
     assert "kim@example.com" in client.get("/admin/holds?state=ended").get_data(as_text=True)
 
     # A second release changes nothing and is not audited again.
-    post_form(client, f"/admin/holds/{hold.id}/release", csrf_page="/admin/holds", reason="again")
+    post_form(
+        client,
+        f"/admin/holds/{hold.id}/release",
+        csrf_page="/admin/holds",
+        reason="again",
+        confirmed="yes",
+    )
     assert wallet(admin, "kim@example.com") == (10 * CR, 0)
     assert len(audit_rows(admin, "hold.release")) == 1
 

@@ -29,7 +29,9 @@ def _post(client: FlaskClient, **fields: str):
 def test_form_shows_current_values(client: FlaskClient, admin: Billing) -> None:
     page = client.get("/admin/settings").get_data(as_text=True)
     assert 'value="5, 10, 25, 50, 100"' in page
-    assert 'value="1000000"' in page
+    assert 'value="1,000,000"' in page  # max credits per event, separated like every figure
+    assert 'value="10,000,000"' in page  # max tokens per event
+    assert 'value="5,000"' in page  # default alert
 
 
 def test_change_is_audited_and_in_force(client: FlaskClient, admin: Billing) -> None:

@@ -67,12 +67,30 @@ def test_adjust_credits_with_reason(client: FlaskClient, admin: Billing) -> None
 
 
 def test_disable_and_promote_are_audited(client: FlaskClient, admin: Billing) -> None:
+    """Disabling ends the user's sessions: the first POST only asks, with the
+    form's fields carried; the confirmed POST acts."""
     user_id = _id(admin, "alice@example.com")
+    fields = {"access-role": "user", "access-disabled": "y", "access-reason": "abuse"}
+    response = post_form(
+        client, f"/admin/users/{user_id}/access", csrf_page="/admin/users", **fields
+    )
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Change the access of alice@example.com?" in html
+    assert "The account will be disabled. Every session of it ends" in html
+    assert f'<form method="post" action="/admin/users/{user_id}/access">' in html
+    assert '<input type="hidden" name="access-reason" value="abuse">' in html
+    assert '<input type="hidden" name="confirmed" value="yes">' in html
+    assert response.headers["Cache-Control"] == "no-store"
+    with admin.db.read_session() as s:
+        assert s.get(User, user_id).is_disabled is False
+        assert not s.scalars(select(AuditEntry).where(AuditEntry.action == "user.access")).all()
     response = post_form(
         client,
         f"/admin/users/{user_id}/access",
         csrf_page="/admin/users",
-        **{"access-role": "user", "access-disabled": "y", "access-reason": "abuse"},
+        confirmed="yes",
+        **fields,
     )
     assert response.status_code == 302
     with admin.db.read_session() as s:

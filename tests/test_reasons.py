@@ -171,7 +171,7 @@ def _forms(billing: Billing) -> dict[str, tuple[str, str, dict[str, str]]]:
         "access": (
             f"/admin/users/{alice}/access",
             "access-reason",
-            {"access-role": "admin", "access-disabled": "y"},
+            {"access-role": "admin", "access-disabled": "y", "confirmed": "yes"},
         ),
         "unflag": (f"/admin/users/{alice}/unflag", "flag-reason", {}),
     }

@@ -71,7 +71,7 @@ def test_chart_points_from_the_analytics_report() -> None:
 def test_chart_points_of_a_users_usage() -> None:
     none = Totals(0, 0, 0)
     days = [(date(2026, 11, 1), 0), (date(2026, 11, 2), 4_500_000)]
-    points = charts.user_credits_per_day(Summary(none, none, none, days))
+    points = charts.user_credits_per_day(Summary(none, none, none, days, []))
     assert points == [("2026-11-01", 0, "0.00 credits"), ("2026-11-02", 4_500_000, "4.50 credits")]
     assert points[1].label == "2026-11-02" and points[1].value == 4_500_000
 
@@ -114,3 +114,17 @@ def test_yes_no(app: Flask) -> None:
 )
 def test_audit_values_in_human_units(app: Flask, raw: str | None, text: str) -> None:
     assert render(app, "{{ v | audit_values }}", v=raw) == text
+
+
+@pytest.mark.parametrize(
+    ("uusd", "text"),
+    [
+        (24_165, '<span class="amount" title="$0.024165">$0.02</span>'),
+        (1_234_560_000, '<span class="amount" title="$1,234.56">$1,234.56</span>'),
+        (9_999, '<span class="amount" title="$0.009999">$0.00</span>'),  # never rounded up
+    ],
+)
+def test_usd_with_cents_and_the_exact_amount_in_the_tooltip(
+    app: Flask, uusd: int, text: str
+) -> None:
+    assert render(app, "{{ n | usd_tip }}", n=uusd) == text

@@ -1,7 +1,9 @@
 """The admin's Dify apps: add, edit, enable or disable (``core.dify_apps``).
 
 An app's API key is written here and never shown back (only "set"); every
-change is audited by core.dify_apps.
+change is audited by core.dify_apps. Replacing a key cannot be undone (the
+old one is never shown): it asks first (blueprints/confirmation.py).
+Disabling an app can be undone (enable it again) and does not ask.
 """
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -11,6 +13,7 @@ from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.dify_forms import DifyAppForm
 from blueprints.admin.forms import field_named
+from blueprints.confirmation import ask, confirmed
 from blueprints.db_session import read_session
 from blueprints.extensions import database, secret_box
 from core import catalog, dify_apps
@@ -68,6 +71,14 @@ def edit_dify_app(app_id: int) -> Response | tuple[str, int]:
             max_input_tokens=row.max_input_tokens,
             max_output_tokens=row.max_output_tokens,
             enabled=row.enabled,
+        )
+    if form.validate_on_submit() and form.api_key.data and not confirmed():
+        return ask(
+            heading=f"Replace the API key of {row.name}?",
+            message="Chats with this app use the new key at once. The current key is stored "
+            "only encrypted and is never shown: it cannot be brought back from here.",
+            button="Replace key",
+            cancel=url_for("admin.edit_dify_app", app_id=app_id),
         )
     if form.validate_on_submit():
         try:

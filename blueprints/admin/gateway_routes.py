@@ -3,6 +3,8 @@
 An upstream's secret is written here and never shown back (only "set" or
 "not set"); changes are audited by core.gateway.routing. Releasing a hold
 takes a reason and goes through core.hold_queries (audited ``hold.release``).
+Releasing a hold and replacing an upstream's secret cannot be undone: both
+ask first (blueprints/confirmation.py).
 """
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -11,6 +13,7 @@ from werkzeug.wrappers import Response
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ReasonForm, RouteForm, UpstreamForm, field_named
+from blueprints.confirmation import ask, confirmed
 from blueprints.db_session import read_session
 from blueprints.extensions import database, secret_box
 from blueprints.query_args import parse_cursor
@@ -52,6 +55,15 @@ def edit_upstream(upstream_id: int) -> Response | tuple[str, int]:
         form = UpstreamForm()
     else:
         form = UpstreamForm(base_url=row.base_url, enabled=row.enabled)
+    if form.validate_on_submit() and form.secret.data and row.secret_sealed and not confirmed():
+        return ask(
+            heading=f"Replace the secret of upstream {row.name}?",
+            message="Calls through this upstream use the new secret at once. The current "
+            "secret is stored only encrypted and is never shown: it cannot be brought back "
+            "from here.",
+            button="Replace secret",
+            cancel=url_for("admin.edit_upstream", upstream_id=upstream_id),
+        )
     if form.validate_on_submit():
         try:
             with database().write() as s:
@@ -128,8 +140,17 @@ def holds() -> str:
 
 @bp.post("/holds/<int:hold_id>/release")
 def release_hold(hold_id: int) -> Response:
-    """Release an active hold with no charge, with a reason."""
+    """Release an active hold with no charge, with a reason; asks first (a
+    released hold cannot be taken again: what the call spends goes unbilled)."""
     form = ReasonForm()
+    if form.validate_on_submit() and not confirmed():
+        return ask(
+            heading=f"Release hold {hold_id}?",
+            message="The reserved credits go back to the user at once and the call is "
+            "charged nothing; a released hold cannot be taken again.",
+            button="Release hold",
+            cancel=url_for("admin.holds"),
+        )
     if form.validate_on_submit():
         try:
             hold_queries.release(database(), current_actor(), hold_id, form.reason.data)

@@ -97,4 +97,5 @@ def analytics() -> str:
         revenue_chart=charts.net_revenue_per_day(result),
         sold_chart=charts.credits_sold_per_day(result),
         used_chart=charts.credits_used_per_day(result),
+        model_chart=charts.credits_by_model(result.by_model),
     )

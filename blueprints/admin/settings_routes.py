@@ -1,5 +1,9 @@
 """Admin settings: top-up options, per-event caps, overdraft, default alert,
-sign-up mode, webhook URL and secret; the Stripe set-up's status beside them."""
+sign-up mode, webhook URL and secret; the Stripe set-up's status beside them.
+
+Replacing a webhook secret that is set cannot be undone (the old one is never
+shown, and receivers reject what the new one signs until they have it): it
+asks first (blueprints/confirmation.py)."""
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -7,22 +11,24 @@ from werkzeug.wrappers import Response
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import ReasonForm, SettingsForm, field_named
+from blueprints.confirmation import ask, confirmed
 from blueprints.db_session import price_book, read_session
 from blueprints.extensions import database, secret_box
+from blueprints.template_filters import exact_credits
 from core import setting_values, stripe_status
 from core import settings as settings_mod
 from core.errors import DomainError
-from core.pricing import format_credits
 
 
 def _current() -> dict[str, str]:
+    """The form's values as the pages write numbers: thousands separated, exact."""
     now = price_book().settings
     return {
         "topup_options": ", ".join(str(v) for v in now.topup_options_usd),
-        "max_tokens": str(now.max_tokens_per_event),
-        "max_credits": format_credits(now.max_credits_per_event_ucr),
-        "overdraft": format_credits(now.overdraft_limit_ucr),
-        "threshold": format_credits(now.default_low_balance_threshold_ucr),
+        "max_tokens": f"{now.max_tokens_per_event:,}",
+        "max_credits": exact_credits(now.max_credits_per_event_ucr),
+        "overdraft": exact_credits(now.overdraft_limit_ucr),
+        "threshold": exact_credits(now.default_low_balance_threshold_ucr),
         "registration": now.registration,
         "webhook_url": now.webhook_url,
     }
@@ -32,6 +38,17 @@ def _current() -> dict[str, str]:
 def settings() -> Response | tuple[str, int]:
     """The admin settings form; saves only the settings that changed."""
     form = SettingsForm() if request.method == "POST" else SettingsForm(data=_current())
+    replacing = bool(form.webhook_secret.data and price_book().settings.webhook_secret)
+    if replacing and not confirmed() and form.validate_on_submit():
+        return ask(
+            heading="Replace the webhook secret?",
+            message="Webhooks are signed with the new secret from now on; receivers that "
+            "still check the current one reject them until they are given the new one. The "
+            "current secret is stored only encrypted and is never shown: it cannot be "
+            "brought back from here.",
+            button="Save settings and replace the secret",
+            cancel=url_for("admin.settings"),
+        )
     if form.validate_on_submit():
         changes = settings_mod.changed_settings(price_book().settings, form.values)
         if form.webhook_secret.data:

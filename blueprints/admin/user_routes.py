@@ -1,5 +1,8 @@
 """Users: search, balance and usage, credit adjustments, role and access, flags,
-and their gateway keys (an admin may revoke one; core.user_keys audits it)."""
+and their gateway keys (an admin may revoke one; core.user_keys audits it).
+
+A change of role or of the disabled flag ends the user's sessions, which
+cannot be undone: it asks first (blueprints/confirmation.py)."""
 
 from collections.abc import Callable
 
@@ -10,6 +13,7 @@ from werkzeug.wrappers import Response
 from blueprints.access import current_actor
 from blueprints.admin import bp
 from blueprints.admin.forms import AccessForm, AdjustForm, ConfirmForm, ReasonForm, field_named
+from blueprints.confirmation import ask, confirmed
 from blueprints.db_session import read_session
 from blueprints.extensions import database
 from core import accounts, ledger, payment_anomalies, usage, user_keys
@@ -87,8 +91,23 @@ def adjust_credits(user_id: int) -> Response | tuple[str, int]:
 
 @bp.post("/users/<int:user_id>/access")
 def set_access(user_id: int) -> Response | tuple[str, int]:
-    """Change a user's role or disabled flag, with a reason."""
+    """Change a user's role or disabled flag, with a reason; a change asks first
+    (it ends the user's sessions)."""
     form = AccessForm(prefix="access")
+    user = accounts.find_user_by_id(read_session(), user_id) or abort(404)
+    role, disabled = form.role.data, bool(form.disabled.data)
+    changes = role != user.role or disabled != user.is_disabled
+    own = user.id == current_actor().user_id  # refused by the domain, with a field error
+    if changes and not own and not confirmed() and form.validate_on_submit():
+        what = [f"made {role}"] if role != user.role else []
+        what += [("disabled" if disabled else "enabled")] if disabled != user.is_disabled else []
+        return ask(
+            heading=f"Change the access of {user.email}?",
+            message=f"The account will be {' and '.join(what)}. Every session of it ends at "
+            "once, on all devices; this cannot be undone.",
+            button="Change access",
+            cancel=url_for("admin.user_detail", user_id=user_id),
+        )
 
     def action() -> None:
         with database().write() as s:

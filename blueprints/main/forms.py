@@ -22,6 +22,14 @@ class ThresholdForm(FlaskForm):
         return self.threshold.parsed
 
 
+class TimeZoneForm(FlaskForm):
+    time_zone = StringField(
+        "Time zone",
+        description="An IANA name such as Europe/Berlin; pages show times in it.",
+        validators=[Length(max=64)],
+    )
+
+
 class PasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired()])
     new = new_password_field("New password")

@@ -77,6 +77,7 @@ def _dashboard_usage() -> dict[str, object]:
     return {
         "summary": summary,
         "usage_chart": charts.user_credits_per_day(summary),
+        "model_chart": charts.user_credits_by_model(summary),
         "recent": usage.recent_events(session, current_user.id),
     }
 

@@ -1,4 +1,5 @@
-"""The user's own settings: low-balance threshold, password and API keys.
+"""The user's own settings: low-balance threshold, time zone, password and
+API keys.
 
 Changing the password ends every session of the user (another device, a
 stolen cookie) and signs this one back in with the new session generation.
@@ -17,14 +18,30 @@ from blueprints.auth.sessions import start_session
 from blueprints.db_session import read_session
 from blueprints.extensions import database, passwords
 from blueprints.main import bp
-from blueprints.main.forms import ConfirmForm, PasswordForm, ThresholdForm, UserKeyForm
-from core import accounts, user_keys
+from blueprints.main.forms import (
+    ConfirmForm,
+    PasswordForm,
+    ThresholdForm,
+    TimeZoneForm,
+    UserKeyForm,
+)
+from core import accounts, time_zones, user_keys
 from core.errors import DomainError, PasswordHashingBusy
 
 
-def _render(threshold_form: ThresholdForm, password_form: PasswordForm, status: int = 200):
+def _render(
+    threshold_form: ThresholdForm | None = None,
+    password_form: PasswordForm | None = None,
+    zone_form: TimeZoneForm | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """The settings page; forms not given are blank (their data not re-read)."""
     html = render_template(
-        "main/settings.html", threshold_form=threshold_form, password_form=password_form
+        "main/settings.html",
+        threshold_form=threshold_form or ThresholdForm(formdata=None),
+        password_form=password_form or PasswordForm(formdata=None),
+        zone_form=zone_form or TimeZoneForm(formdata=None, time_zone=current_user.time_zone),
+        zone_names=time_zones.names(),
     )
     return html, status
 
@@ -32,8 +49,25 @@ def _render(threshold_form: ThresholdForm, password_form: PasswordForm, status: 
 @bp.get("/settings")
 @login_required
 def settings() -> tuple[str, int]:
-    """The user's settings page: low-balance alert and password forms."""
-    return _render(ThresholdForm(), PasswordForm())
+    """The user's settings page: low-balance alert, time zone and password forms."""
+    return _render()
+
+
+@bp.post("/settings/time-zone")
+@login_required
+def save_time_zone() -> Response | tuple[str, int]:
+    """Save the zone the user's pages show times in."""
+    form = TimeZoneForm()
+    if form.validate_on_submit():
+        try:
+            with database().write() as s:
+                name = time_zones.set_time_zone(s, current_user.id, form.time_zone.data)
+        except DomainError as exc:
+            form.time_zone.errors.append(exc.message)
+        else:
+            flash(f"Time zone saved: times are shown in {name}.", "success")
+            return redirect(url_for("main.settings"))
+    return _render(zone_form=form, status=400)
 
 
 @bp.post("/settings/threshold")
@@ -42,7 +76,7 @@ def save_threshold() -> Response | tuple[str, int]:
     """Save the user's low-balance alert threshold."""
     form = ThresholdForm()
     if not form.validate_on_submit():
-        return _render(form, PasswordForm(formdata=None), 400)
+        return _render(threshold_form=form, status=400)
     with database().write() as s:
         accounts.set_low_balance_threshold(s, current_user.id, form.threshold_ucr)
     flash("Low-balance alert saved.", "success")
@@ -67,7 +101,7 @@ def change_password() -> Response | tuple[str, int]:
             start_session(user)
             flash("Password changed. You were signed out everywhere else.", "success")
             return redirect(url_for("main.settings"))
-    return _render(ThresholdForm(formdata=None), form, status)
+    return _render(password_form=form, status=status)
 
 
 @bp.route("/settings/api-keys", methods=["GET", "POST"])

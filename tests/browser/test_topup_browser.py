@@ -98,4 +98,3 @@ def test_pricing_checkout_and_live_credit(shop_page, shop_server) -> None:
     expect(page.locator("#dashboard-balance .amount")).to_have_text("251,081.50", timeout=10_000)
     expect(alert).not_to_contain_text("balance is low")
     assert page.evaluate("window.__noReload") is True
-    screenshot(page, "dashboard")
