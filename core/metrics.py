@@ -55,6 +55,13 @@ STRIPE_SIGNATURE_FAILURES = Counter(
 GATEWAY_REQUESTS = Counter(
     "creditline_gateway_requests_total", "Gateway (/v1) requests by HTTP status.", ["status"]
 )
+# Every label value from the start, at 0: a series that appears only with its
+# first event breaks rate() and absent-series alerts.
+for _outcome in ("charged", "duplicate", "rejected"):
+    USAGE_EVENTS.labels(_outcome)
+for _event in HOLD_EVENTS:
+    HOLDS.labels(_event)
+
 REQUEST_SECONDS = Histogram(
     "creditline_request_seconds",
     "Time to produce a response (for a stream: until its headers), by area.",

@@ -133,6 +133,7 @@ def test_backup_while_writes_run_gives_a_copy_that_passes_check_ledger(
     finally:
         conn.close()
     assert mode == ("delete",)  # a self-contained file, no -wal beside it
+    assert target.stat().st_mode & 0o777 == 0o600  # owner-only, whatever the umask
     assert 5 <= copied_events <= len(written)  # a snapshot taken mid-writes
     copy = make_test_app(
         {"DATABASE_URL": f"sqlite:///{target}", "RATELIMIT_STORAGE_URI": "memory://"}
