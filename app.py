@@ -9,6 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import config as cfg
+from core import signature_failures
 from core.analytics import ClosedDays
 from core.db import Database
 from core.dify import DifyChat
@@ -41,6 +42,9 @@ def create_app(
     )
     app.extensions["creditline.prices"] = PriceBookCache()
     app.extensions["creditline.closed_days"] = ClosedDays(app.extensions["creditline.db"])
+    app.extensions["creditline.signature_failures"] = signature_failures.Recorder(
+        app.extensions["creditline.db"]
+    )
     app.extensions["creditline.stripe"] = StripeGateway(
         app.config["STRIPE_SECRET_KEY"],
         api_base=app.config["STRIPE_API_BASE"],

@@ -11,6 +11,7 @@ from core.gateway.service import Gateway
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
 from core.secret_box import SecretBox
+from core.signature_failures import Recorder
 from core.stripe_gateway import StripeGateway
 
 csrf = CSRFProtect()
@@ -33,6 +34,11 @@ def passwords() -> Passwords:
 
 def prices() -> PriceBookCache:
     return current_app.extensions["creditline.prices"]
+
+
+def signature_failures() -> Recorder:
+    """This app's count of Stripe webhooks refused for their signature."""
+    return current_app.extensions["creditline.signature_failures"]
 
 
 def stripe_gateway() -> StripeGateway:

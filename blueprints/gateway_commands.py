@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 
 from blueprints.commands import fails_cleanly
 from blueprints.extensions import database
-from core import audit, metrics, pricing, user_keys
+from core import audit, pricing, user_keys
 from core.accounts import find_user
 from core.clock import utcnow
 from core.errors import UnknownUser, ValidationError
@@ -141,5 +141,4 @@ def revoke_user_key(email: str, name: str) -> None:
 def release_expired_holds() -> None:
     with database().raw_write() as cur:
         expired = expire_overdue(cur, utcnow())
-    metrics.HOLDS.labels("expired").inc(len(expired))
     click.echo(f"released {len(expired)} expired hold(s)")

@@ -4,9 +4,9 @@ A plain file copy of a database in WAL mode can miss committed transactions
 still in the ``-wal`` file, or catch a page mid-write. SQLite's online backup
 API copies a consistent snapshot while other connections keep writing: it
 restarts by itself when a writer changes a page it had already copied. The
-copy is written to a temporary file beside the target and renamed into place
-only once complete, so a crash never leaves a half-written backup under the
-final name. PostgreSQL is backed up with its own tools (``pg_dump``).
+copy is written to a temporary file beside the target (readable by its owner
+only) and renamed into place only once complete, so a crash never leaves a
+half-written backup under the final name. PostgreSQL is backed up with its own tools (``pg_dump``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def backup_sqlite(db: Database, target: str | os.PathLike[str]) -> Path:
         raise ValidationError(f"{final.parent} is not a directory.")
     partial = final.with_name(final.name + ".partial")
     partial.unlink(missing_ok=True)
+    # Owner-only from the first byte: the copy holds password hashes and
+    # sealed secrets, whatever the umask of the cron job that runs this.
+    partial.touch(mode=0o600, exist_ok=False)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
         dst = sqlite3.connect(partial)

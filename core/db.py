@@ -61,6 +61,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import commit_hooks
 from core.rawdb import RawCursor
 from core.writer_lock import WriterLock, no_lock
 
@@ -145,8 +146,9 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One write transaction: commit on success, roll back on any error."""
-        with self._writers(), self._write_sessions.begin() as session:
+        """One write transaction: commit on success, roll back on any error.
+        Actions deferred with ``core.commit_hooks.after_commit`` run after the commit."""
+        with commit_hooks.transaction(), self._writers(), self._write_sessions.begin() as session:
             yield session
         self.notify_committed()
 
@@ -159,9 +161,10 @@ class Database:
         """One write transaction on a plain DBAPI cursor (the ingest hot path).
 
         Same rules as ``write()``: SQLite begins IMMEDIATE, everything commits
-        together or rolls back on any error, listeners hear of the commit.
+        together or rolls back on any error, listeners hear of the commit,
+        deferred actions (``core.commit_hooks``) run after it.
         """
-        with self._writers(), self._raw() as cursor:
+        with commit_hooks.transaction(), self._writers(), self._raw() as cursor:
             if self.is_sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
             yield cursor

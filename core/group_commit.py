@@ -45,6 +45,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from core import commit_hooks
 from core.db import Database
 from core.rawdb import RawCursor
 
@@ -134,10 +135,12 @@ class GroupCommit:
 
 def _run_in_savepoint(cur: RawCursor, item: _Work[Any]) -> None:
     cur.execute("SAVEPOINT group_item")
+    deferred = commit_hooks.mark()
     try:
         item.result = item.work(cur)
     except Exception as exc:
         item.error = exc
+        commit_hooks.discard_since(deferred)  # its counts were rolled back with it
         cur.execute("ROLLBACK TO SAVEPOINT group_item")  # a failure here fails the batch
     cur.execute("RELEASE SAVEPOINT group_item")
 

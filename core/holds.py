@@ -51,6 +51,11 @@ transactions deadlock.
 
 Expiry is lazy: a wallet's overdue holds are expired when it takes its next
 hold, and ``flask release-expired-holds`` sweeps them all.
+
+Every change of state is counted here (``creditline_holds_total``, after the
+commit: ``core.metrics.count_hold``), whoever made it: the gateway, a chat
+turn, an admin, the sweep or a lazy expiry. A duplicate settle or release
+changes nothing and counts nothing.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from core import outbox
+from core import metrics, outbox
 from core.enums import HoldStatus, UsageStatus
 from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
 from core.ledger import (
@@ -218,6 +223,7 @@ def take(
             }
         ],
     )
+    metrics.count_hold("taken")
     return Hold(hold_id, request, amount, expires_at)
 
 
@@ -276,7 +282,8 @@ def settle(
     if not _close(
         cur, hold.id, HoldStatus.SETTLED, now, charged_ucr=charge, shortfall_ucr=shortfall
     ):
-        return _stored_settlement(cur, hold.id)
+        return _stored_settlement(cur, hold.id)  # a duplicate settle: not counted
+    metrics.count_hold("settled")
     old = _unreserve(cur, request.wallet_id, request.user_key_id, hold.amount_ucr, charge)
     new = old - charge
     if charge:
@@ -346,6 +353,7 @@ def release(cur: RawCursor, hold: Hold, reason_code: str, now: datetime) -> bool
     """Free a hold with no charge. False if it had already been closed."""
     if not _close(cur, hold.id, HoldStatus.RELEASED, now, reason_code=reason_code):
         return False
+    metrics.count_hold("released")
     request = hold.request
     _unreserve(cur, request.wallet_id, request.user_key_id, hold.amount_ucr, 0)
     return True
@@ -359,6 +367,7 @@ def release_by_id(cur: RawCursor, hold_id: int, reason_code: str, now: datetime)
     ).fetchone()
     if row is None or not _close(cur, hold_id, HoldStatus.RELEASED, now, reason_code=reason_code):
         return False
+    metrics.count_hold("released")
     _unreserve(cur, row[0], row[1], row[2], 0)
     return True
 
@@ -391,4 +400,5 @@ def expire_overdue(cur: RawCursor, now: datetime, *, wallet_id: int | None = Non
             {"amount": keys[key], "k": key},
         )
     outbox.holds_expired(cur, rows)
+    metrics.count_hold("expired", len(rows))
     return sorted(row[0] for row in rows)

@@ -423,9 +423,10 @@ class PaymentAnomaly(Base):
 
 
 # The gateway's tables share this metadata (usage events point at holds), and
-# so do the chat's (conversations and turns point at users and holds) and the
-# outbox's, and the stored analytics totals.
+# so do the chat's (conversations and turns point at users and holds), the
+# outbox's, the refused webhook deliveries' and the stored analytics totals.
 from core import analytics_store as _analytics_store  # noqa: E402, F401
 from core import dify_models as _dify_models  # noqa: E402, F401
 from core import outbox_models as _outbox_models  # noqa: E402, F401
+from core import signature_failures as _signature_failures  # noqa: E402, F401
 from core.gateway import models as _gateway_models  # noqa: E402, F401

@@ -53,7 +53,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import metrics, payment_anomalies
+from core import payment_anomalies
 from core.clock import utcnow
 from core.db import Database, retry_lost_races
 from core.enums import AnomalyCode, TopUpStatus
@@ -192,10 +192,7 @@ def fulfil(db: Database, gateway: StripeGateway, session_id: str) -> FulfilResul
             topup.id, topup.user_id, topup.status, topup.credits_ucr, topup.credited_ucr > before
         )
 
-    result = retry_lost_races(db.write, work, IntegrityError)
-    if result is not None and result.credited_now:
-        metrics.TOPUPS.inc()
-    return result
+    return retry_lost_races(db.write, work, IntegrityError)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
 """What an admin needs to see to fix the Stripe set-up: which key is missing
-or malformed, test or live mode, and the last failure Stripe reported.
+or malformed, test or live mode, the last failure Stripe reported, and the
+webhook deliveries refused for their signature (a wrong
+STRIPE_WEBHOOK_SECRET).
 
-Read-only: it looks at the configured keys (never shows them) and at the
+Read-only: it looks at the configured keys (never shows them), at the
 newest ``provider_error`` payment anomaly, which every failed Stripe call
-records (``core.payments.from_stripe``).
+records (``core.payments.from_stripe``), at the refused deliveries
+(``core.signature_failures``) and at the newest verified event
+(``stripe_events``). Refused deliveries are a problem while none has verified
+since the last of them; after a verified one they are still listed, as past.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import signature_failures
 from core.enums import AnomalyCode
-from core.models import PaymentAnomaly
+from core.models import PaymentAnomaly, StripeEvent
+from core.signature_failures import Failures
 
 # Stripe's words for a refused key (AuthenticationError, PermissionError).
 _AUTH_MARKERS = ("invalid api key", "api key provided", "authentication", "permission")
@@ -28,10 +35,20 @@ class StripeStatus:
     last_error: str | None = None
     last_error_at: datetime | None = None
     key_rejected: bool = False
+    signature_failures: Failures | None = None
+    last_verified_at: datetime | None = None  # the newest event whose signature verified
+
+    @property
+    def signature_trouble(self) -> bool:
+        """Deliveries are refused and none has verified since the last refusal."""
+        failures = self.signature_failures
+        if failures is None:
+            return False
+        return self.last_verified_at is None or self.last_verified_at < failures.last_at
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.signature_trouble
 
 
 def _mode(secret_key: str) -> str:
@@ -79,4 +96,6 @@ def status(session: Session, secret_key: str | None, webhook_secret: str | None)
         last_error=last.message if last is not None else None,
         last_error_at=last.created_at if last is not None else None,
         key_rejected=rejected,
+        signature_failures=signature_failures.of(session),
+        last_verified_at=session.scalar(select(func.max(StripeEvent.received_at))),
     )

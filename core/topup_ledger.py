@@ -54,7 +54,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from core import outbox
+from core import metrics, outbox
 from core.enums import DisputeStatus, LedgerKind, TopUpStatus
 from core.errors import LedgerError
 from core.ledger import post_entry
@@ -134,6 +134,7 @@ def reconcile(session: Session, topup: TopUp) -> None:
             balance,
         )
         topup.credited_ucr = topup.credits_ucr
+        metrics.count_topup()  # after the commit, whichever path paid it
 
     for dispute in disputes:  # a won dispute gives back what it took
         if dispute.status not in CLAIMING and dispute.debited_ucr > 0:

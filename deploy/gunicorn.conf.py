@@ -49,6 +49,11 @@ timeout = 30
 graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
+# No control socket (gunicorn 27's ``gunicornc``): reloads and stops go through
+# signals (systemd's ExecReload sends HUP). By default it is created in the
+# service user's home, which the service cannot write (an error at every
+# start), and two servers on one machine would share it.
+control_socket_disable = True
 
 # Prometheus multiprocess mode: each worker writes its metric values to files
 # in PROMETHEUS_MULTIPROC_DIR and /metrics adds up every worker's. The variable

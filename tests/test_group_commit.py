@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from core import commit_hooks
 from core.db import Database
 from core.group_commit import GroupCommit
 from core.rawdb import RawCursor
@@ -120,6 +121,27 @@ def test_a_batch_whose_transaction_fails_fails_every_caller(db: Database) -> Non
     assert _rows(db) == [(0, "first")]
     assert group.run(_insert(3)) == 30  # the next batch is unaffected
     assert _rows(db) == [(0, "first"), (3, "ok")]
+
+
+@pytest.mark.skipif(USING_PG, reason="PostgreSQL commits each caller on its own")
+def test_after_commit_actions_of_a_caller_rolled_back_alone_are_dropped(db: Database) -> None:
+    ran: list[str] = []
+
+    def deferring(name: str, fail: bool = False) -> Any:
+        def work(cur: RawCursor) -> str:
+            commit_hooks.after_commit(lambda: ran.append(name))
+            if fail:
+                raise ValueError("refused")
+            return name
+
+        return work
+
+    group = GroupCommit(db)
+    works = [deferring("a"), deferring("refused", fail=True), deferring("b")]
+    outcomes, _ = _queue_behind_a_blocked_writer(group, works)
+    assert outcomes[0] == "a" and outcomes[2] == "b" and isinstance(outcomes[1], ValueError)
+    assert group.transactions == 2
+    assert sorted(ran) == ["a", "b"]  # run once each, after the commit; none for the refused
 
 
 def test_a_lone_caller_writes_at_once_and_errors_reach_it(db: Database) -> None:

@@ -1,5 +1,8 @@
 """Stripe webhooks: signature verified on the raw body, then ``core.stripe_events``.
 
+A delivery whose signature does not verify is answered 400 and counted
+(``core.signature_failures``), so a wrong secret shows on the admin page.
+
 Answers 200 only once the event is applied (or known to be a duplicate, or
 ignored, or recorded as an anomaly). If Stripe cannot be reached, or the
 event could not be applied, the answer is 5xx so that Stripe sends it again.
@@ -12,7 +15,7 @@ from flask import current_app, jsonify, request
 from werkzeug.wrappers import Response
 
 from blueprints.errors import error_response
-from blueprints.extensions import database, stripe_gateway
+from blueprints.extensions import database, signature_failures, stripe_gateway
 from blueprints.webhooks import bp
 from core import stripe_events
 from core.errors import DomainError
@@ -29,8 +32,12 @@ def stripe_webhook() -> Response:
         event = stripe.Webhook.construct_event(
             payload, request.headers.get("Stripe-Signature"), secret
         )
-    except (ValueError, stripe.SignatureVerificationError):
-        # Bad JSON, or a missing, wrong or stale (> 5 min) signature.
+    except stripe.SignatureVerificationError:
+        # A missing, wrong or stale (> 5 min) signature: counted for the admins
+        # (a wrong STRIPE_WEBHOOK_SECRET shows on the settings page).
+        signature_failures().failed()
+        return error_response("invalid_request", "Invalid Stripe signature or payload.")
+    except ValueError:  # signed, but not JSON
         return error_response("invalid_request", "Invalid Stripe signature or payload.")
     try:
         outcome = stripe_events.handle_event(database(), stripe_gateway(), event.to_dict())

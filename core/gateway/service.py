@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from core import holds, metrics
+from core import holds
 from core.clock import utcnow
 from core.db import Database
 from core.errors import (
@@ -192,7 +192,6 @@ class Gateway:
 
         hold, plan, route = self.writes.run(take_hold)
         upstream = Upstream(route.base_url, self._secret(route.secret_sealed))
-        metrics.HOLDS.labels("taken").inc()
         deadline = time.monotonic() + self.settings.stream_max_seconds
         return Call(holder, plan, upstream, hold, deadline)
 
@@ -339,13 +338,11 @@ class Gateway:
                 disconnected=disconnected and not estimated,
             )
         )
-        metrics.HOLDS.labels("settled").inc()
         return Outcome(settled.charged_ucr, settled.balance_ucr)
 
     def _release(self, call: Call, reason_code: str) -> None:
         call.finished = True
         self.writes.run(lambda cur: holds.release(cur, call.hold, reason_code, utcnow()))
-        metrics.HOLDS.labels("released").inc()
 
 
 class Relay:
