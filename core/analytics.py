@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from core import analytics_store, hold_queries
 from core.bounds import exact_sum
+from core.clock import as_date
 from core.db import Database
 from core.enums import TopUpStatus, UsageStatus
 from core.hold_queries import HoldSummary
@@ -76,10 +77,6 @@ class Report:
     holds: HoldSummary
 
 
-def _day(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 def report(session: Session, today: date, closed: ClosedDays, days: int = 30) -> Report:
     since = today - timedelta(days=days - 1)
     year_ago = today.replace(day=1) - timedelta(days=366)
@@ -97,7 +94,7 @@ def report(session: Session, today: date, closed: ClosedDays, days: int = 30) ->
         )
         .group_by(paid_day)
     ).all()
-    by_day = {_day(d): (int(g), int(r), int(c)) for d, g, r, c in sales}
+    by_day = {as_date(d): (int(g), int(r), int(c)) for d, g, r, c in sales}
     daily = [Revenue(d.isoformat(), *by_day.get(d, (0, 0, 0))[:2]) for d in _days(since, today)]
     months: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for d, (gross, refunds, _) in by_day.items():
@@ -248,7 +245,7 @@ def _closed_totals(session: Session, since: date, until: date) -> UsageTotals:
         .where(*window)
         .group_by(UsageDaily.day, UsageDaily.model_id)
     ):
-        by_day[_day(day)] += int(cost)
+        by_day[as_date(day)] += int(cost)
         _add(by_model, model_id, (int(events), int(tokens_in), int(tokens_out), int(cost)))
     by_user = {
         user_id: (int(cost), int(events))
@@ -263,7 +260,7 @@ def _closed_totals(session: Session, since: date, until: date) -> UsageTotals:
 
 def _live_rows(session: Session, since: date) -> list[tuple[int, date, int, int, int, int, int]]:
     return [
-        (user_id, _day(day), model_id, int(ev), int(t_in), int(t_out), int(cost))
+        (user_id, as_date(day), model_id, int(ev), int(t_in), int(t_out), int(cost))
         for user_id, day, model_id, ev, t_in, t_out, cost in session.execute(
             select(
                 UsageDaily.user_id,

@@ -28,7 +28,7 @@ from sqlalchemy import Date, Integer, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.clock import utcnow
+from core.clock import as_date, utcnow
 from core.db import retry_lost_races
 from core.models import Base
 
@@ -80,7 +80,7 @@ def load(session: Session, window_days: int) -> tuple[Window, str] | None:
     ).first()
     if row is None:
         return None
-    return (_date(row[0]), _date(row[1])), row[2]
+    return (as_date(row[0]), as_date(row[1])), row[2]
 
 
 def save(database: Database, window_days: int, window: Window, totals: str) -> None:
@@ -93,11 +93,7 @@ def save(database: Database, window_days: int, window: Window, totals: str) -> N
             s.add(
                 UsageWindowTotals(window_days=window_days, since=since, until=until, totals=totals)
             )
-        elif _date(row.until) <= until:
+        elif as_date(row.until) <= until:
             row.since, row.until, row.totals, row.computed_at = since, until, totals, utcnow()
 
     retry_lost_races(database.write, store, IntegrityError)
-
-
-def _date(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from core import commit_hooks
 from core.clock import utcnow
 from core.pricing import format_cents, format_credits_display
 from core.rawdb import RawCursor
@@ -51,16 +52,20 @@ def _add(cur: RawCursor, row: Mapping[str, Any]) -> None:
 
 
 def mark_due() -> None:
-    """This thread's transaction made outbox rows due (see ``take_written``)."""
+    """This thread's transaction makes outbox rows due: once it has committed
+    (``core.commit_hooks``; never if it rolls back), ``take_written`` says so."""
+    commit_hooks.after_commit(_committed)
+
+
+def _committed() -> None:
     _written.pending = True
 
 
 def take_written() -> bool:
-    """Whether this thread added outbox rows since it last asked (and forget it).
+    """Whether this thread committed outbox rows since it last asked (and forget it).
 
     The delivery thread is woken after a commit only when the committing
-    thread wrote to the outbox, not after every debit. A rolled-back write
-    may leave the mark set: the next wake-up then finds nothing, harmless.
+    thread wrote to the outbox, not after every debit.
     """
     pending = getattr(_written, "pending", False)
     _written.pending = False
