@@ -56,15 +56,21 @@ MAX_BATCH = 64
 
 
 class _Work(Generic[T]):
-    """One caller's piece of work and, once its batch has ended, its outcome."""
+    """One caller's piece of work and, once its batch has ended, its outcome.
 
-    __slots__ = ("done", "error", "result", "work")
+    ``wake`` is a lock its caller blocks on while queued; it is released once,
+    by the thread that ends the caller's batch or that hands it the lead.
+    """
+
+    __slots__ = ("done", "error", "result", "wake", "work")
 
     def __init__(self, work: Callable[[RawCursor], T]) -> None:
         self.work = work
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class GroupCommit:
@@ -74,9 +80,8 @@ class GroupCommit:
         self.db = db
         self._batching = db.is_sqlite
         self._lock = threading.Lock()
-        self._ended = threading.Condition(self._lock)
         self._queue: list[_Work[Any]] = []
-        self._writing = False
+        self._writing = False  # a batch is being written (its leader runs it)
         self.transactions = 0  # how many this process opened (tests, benchmarks)
 
     @property
@@ -93,24 +98,41 @@ class GroupCommit:
                 return work(cur)
         mine: _Work[T] = _Work(work)
         with self._lock:
-            self._queue.append(mine)
-        while True:
-            with self._lock:
-                while not mine.done and self._writing:
-                    self._ended.wait()
-                if mine.done:
-                    break
-                self._writing = True  # this thread leads the next batch
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            try:
-                self._write(batch)
-            finally:
-                with self._lock:
-                    self._writing = False
-                    self._ended.notify_all()
+            leads = not self._writing
+            if leads:
+                self._writing = True
+            else:
+                self._queue.append(mine)
+        if not leads:
+            # Woken once: either this caller's batch has ended, or it is the
+            # oldest caller still queued and leads the next batch.
+            mine.wake.acquire()
+        if not mine.done:
+            self._lead(mine)
         result = _outcome(mine)
         self.db.notify_committed()  # for this thread, whichever thread committed it
         return result
+
+    def _lead(self, mine: _Work[Any]) -> None:
+        """Write ``mine`` and everyone queued behind it; wake each of them once.
+
+        Only the callers of the batch and the next leader are woken, not every
+        queued thread: under load a wake-everyone rule woke a dozen threads per
+        batch to find they still had to wait.
+        """
+        with self._lock:
+            take = MAX_BATCH - 1
+            batch, self._queue = [mine, *self._queue[:take]], self._queue[take:]
+        try:
+            self._write(batch)
+        finally:
+            with self._lock:
+                following = self._queue.pop(0) if self._queue else None
+                self._writing = following is not None  # the lead passes on, or ends
+            for item in batch[1:]:
+                item.wake.release()
+            if following is not None:
+                following.wake.release()
 
     def _write(self, batch: list[_Work[Any]]) -> None:
         """One transaction for ``batch``; every piece ends ``done``."""
