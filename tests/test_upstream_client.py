@@ -49,6 +49,23 @@ def test_connections_are_pooled_across_calls(upstream: LLMUpstream, client: Upst
     assert len({r.client_port for r in upstream.requests}) == 1
 
 
+def test_an_upstream_cookie_is_never_sent_on_a_later_call(
+    upstream: LLMUpstream, client: UpstreamClient
+) -> None:
+    """One pooled client serves every user's calls: a cookie set by one answer
+    must not ride along on the next (another user's) call."""
+    upstream.next(Scenario(headers={"Set-Cookie": "upstream_session=abc123; Path=/"}))
+    for _ in range(2):
+        client.post_json(Upstream(upstream.url, SECRET), "chat/completions", BODY, soon())
+    assert [r.header("cookie") for r in upstream.requests] == [None, None]
+
+
+def test_answers_are_asked_for_uncompressed(upstream: LLMUpstream, client: UpstreamClient) -> None:
+    """The answer is relayed byte for byte and metered from its JSON."""
+    client.post_json(Upstream(upstream.url, SECRET), "chat/completions", BODY, soon())
+    assert upstream.last_request.header("accept-encoding") == "identity"
+
+
 def test_an_error_before_any_body_is_refused_with_the_secret_and_address_scrubbed(
     upstream: LLMUpstream, client: UpstreamClient
 ) -> None:
