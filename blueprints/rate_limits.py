@@ -18,8 +18,11 @@ through unchecked nor a 500.
 
 Flask-Limiter itself was dropped: its per-request machinery ran on every
 request, limited or not, and cost more than a whole usage debit
-(``docs/PERFORMANCE.md``). Here a limited request costs one counter increment
-per limit (one statement or round trip), and other requests cost nothing.
+(``docs/PERFORMANCE.md``). Here a limited request costs at most one counter
+increment per limit (one statement or round trip), and other requests cost
+nothing. Limits of 200 or more per window are claimed from the counters in
+chunks of 1 % (``core.rate_leases``): never more than the limit gets
+through, and a client may be refused up to 1 % early per other worker.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from core.accounts import normalise_email
 from core.config import default_ratelimit_storage_uri
 from core.errors import Unavailable
 from core.rate_counters import FileCounters
+from core.rate_leases import Leases
 
 
 class CountersUnavailable(Unavailable):
@@ -79,7 +83,7 @@ class _ProcessCounters:
         self._windows: dict[str, tuple[float, int]] = {}  # key -> (expires at, count)
         self._lock = threading.Lock()
 
-    def incr(self, key: str, expiry: int) -> int:
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
         with self._lock:
             expires, count = self._windows.get(key, (0.0, 0))
@@ -87,8 +91,8 @@ class _ProcessCounters:
                 if len(self._windows) >= self._SWEEP_AT:
                     self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
                 expires, count = now + expiry, 0
-            self._windows[key] = (expires, count + 1)
-            return count + 1
+            self._windows[key] = (expires, count + amount)
+            return count + amount
 
     def get_expiry(self, key: str) -> float:
         return self._windows.get(key, (time.time(), 0))[0]
@@ -117,6 +121,7 @@ class RateLimits:
 
     def __init__(self, storage_uri: str, prefix: str = "") -> None:
         self.storage = open_storage(storage_uri)
+        self.leases = Leases(self.storage)  # large limits are claimed in chunks
         self.prefix = prefix or "creditline"
 
     @classmethod
@@ -128,13 +133,12 @@ class RateLimits:
         item = _item(limit)
         bucket = item.key_for(self.prefix, *identifiers)
         try:
-            count = self.storage.incr(bucket, item.get_expiry())
-            if count <= item.amount:
-                return Verdict(True, item.amount, item.amount - count, 0)
-            expires = self.storage.get_expiry(bucket)
+            grant = self.leases.hit(bucket, item.amount, item.get_expiry())
         except _STORAGE_FAILURES as exc:
             raise CountersUnavailable(f"Rate-limit counters unavailable: {exc}") from exc
-        return Verdict(False, item.amount, 0, max(1, int(expires - time.time()) + 1))
+        if grant.allowed:
+            return Verdict(True, item.amount, grant.remaining, 0)
+        return Verdict(False, item.amount, 0, max(1, int(grant.expires - time.time()) + 1))
 
 
 def rate_limits() -> RateLimits:

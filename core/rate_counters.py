@@ -6,12 +6,13 @@ gunicorn worker had its own allowance, so two workers let about twice the
 limit through; a file on the machine is the one place they all see, without
 running Redis (Redis is still the store to use across several servers).
 
-One hit is one statement, an UPSERT that opens a window, counts into it, or
-restarts it when it has expired, and returns the count::
+One hit (or one claim of several, ``core.rate_leases``) is one statement, an
+UPSERT that opens a window, counts into it, or restarts it when it has
+expired, and returns the count::
 
-    INSERT INTO windows (key, count, expires) VALUES (:key, 1, :expires)
+    INSERT INTO windows (key, count, expires) VALUES (:key, :amount, :expires)
     ON CONFLICT (key) DO UPDATE SET
-      count = CASE WHEN expires <= :now THEN 1 ELSE count + 1 END, …
+      count = CASE WHEN expires <= :now THEN :amount ELSE count + :amount END, …
     RETURNING count
 
 SQLite applies it atomically, so hits from any number of threads and
@@ -49,9 +50,9 @@ _SCHEMA = (
     ") WITHOUT ROWID"
 )
 _HIT = (
-    "INSERT INTO windows (key, count, expires) VALUES (:key, 1, :expires)"
+    "INSERT INTO windows (key, count, expires) VALUES (:key, :amount, :expires)"
     " ON CONFLICT (key) DO UPDATE SET"
-    " count = CASE WHEN expires <= :now THEN 1 ELSE count + 1 END,"
+    " count = CASE WHEN expires <= :now THEN :amount ELSE count + :amount END,"
     " expires = CASE WHEN expires <= :now THEN excluded.expires ELSE expires END"
     " RETURNING count"
 )
@@ -86,14 +87,16 @@ class FileCounters:
         self._pid = 0  # the process that opened the connections in _idle
         self._next_sweep = 0.0
 
-    def incr(self, key: str, expiry: int) -> int:
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = self._clock()
         with self._connection() as conn, self._queue.hold():
             if now >= self._next_sweep:
                 self._next_sweep = now + self.SWEEP_SECONDS
                 conn.execute(_SWEEP, {"now": now})
             # fetchall: the statement is run to its end, so it commits now.
-            rows = conn.execute(_HIT, {"key": key, "now": now, "expires": now + expiry}).fetchall()
+            rows = conn.execute(
+                _HIT, {"key": key, "now": now, "expires": now + expiry, "amount": amount}
+            ).fetchall()
         return int(rows[0][0])
 
     def get_expiry(self, key: str) -> float:
