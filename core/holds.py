@@ -20,7 +20,7 @@ the charge exceed the hold. The charge is ``min(actual, hold)``; the rest of
 the actual cost is the *shortfall*, recorded on the hold for admins. Holds are
 not ledger entries: only a settle's charge is, as a ``usage`` entry explained
 by the usage event it writes (``hold_id`` set), through the ledger's own
-raw-cursor writers (``core.ledger.set_balances`` / ``post_usage_entries``).
+raw-cursor writers (``core.ledger.settle_reserved`` / ``post_usage_entries``).
 
 A hold may go through a user's key (``user_api_keys``): the key's
 ``reserved_ucr`` and ``spent_ucr`` move in the same transactions, and a key
@@ -69,12 +69,7 @@ from typing import Any
 from core import metrics, outbox
 from core.enums import HoldStatus, UsageStatus
 from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
-from core.ledger import (
-    BalanceChange,
-    UsageEntry,
-    post_usage_entries,
-    set_balances,
-)
+from core.ledger import UsageEntry, post_usage_entries, settle_reserved
 from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor
 from core.usage_debits import add_to_rollups
@@ -240,22 +235,23 @@ def _close(cur: RawCursor, hold_id: int, status: HoldStatus, now: datetime, **va
     )
 
 
-def _unreserve(cur: RawCursor, wallet_id: int, key_id: int | None, amount: int, spent: int) -> int:
-    """Free ``amount`` on the wallet (and key; ``spent`` moves to the key's spent).
-    Returns the wallet's balance, read under the row lock this takes."""
-    balance = cur.execute(
-        "UPDATE wallets SET reserved_ucr = reserved_ucr - :amount WHERE id = :w"
-        " RETURNING balance_ucr",
+def _unreserve(cur: RawCursor, wallet_id: int, key_id: int | None, amount: int) -> None:
+    """Free ``amount`` on the wallet and the key, charging nothing."""
+    cur.execute(
+        "UPDATE wallets SET reserved_ucr = reserved_ucr - :amount WHERE id = :w",
         {"amount": amount, "w": wallet_id},
-    ).fetchone()
-    assert balance is not None, f"wallet {wallet_id} is gone"
+    )
+    _unreserve_key(cur, key_id, amount, 0)
+
+
+def _unreserve_key(cur: RawCursor, key_id: int | None, amount: int, spent: int) -> None:
+    """Free ``amount`` on the key (if any); ``spent`` moves to its spent."""
     if key_id is not None:
         cur.execute(
             "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount,"
             " spent_ucr = spent_ucr + :spent WHERE id = :k",
             {"amount": amount, "spent": spent, "k": key_id},
         )
-    return int(balance[0])
 
 
 def settle(
@@ -284,10 +280,8 @@ def settle(
     ):
         return _stored_settlement(cur, hold.id)  # a duplicate settle: not counted
     metrics.count_hold("settled")
-    old = _unreserve(cur, request.wallet_id, request.user_key_id, hold.amount_ucr, charge)
-    new = old - charge
-    if charge:
-        set_balances(cur, [BalanceChange(request.wallet_id, old, new)])
+    new = settle_reserved(cur, request.wallet_id, hold.amount_ucr, charge)
+    _unreserve_key(cur, request.user_key_id, hold.amount_ucr, charge)
     at = cur.db_value(now)
     (event_pk,) = cur.insert_with_ids(
         "usage_events",
@@ -355,7 +349,7 @@ def release(cur: RawCursor, hold: Hold, reason_code: str, now: datetime) -> bool
         return False
     metrics.count_hold("released")
     request = hold.request
-    _unreserve(cur, request.wallet_id, request.user_key_id, hold.amount_ucr, 0)
+    _unreserve(cur, request.wallet_id, request.user_key_id, hold.amount_ucr)
     return True
 
 
@@ -368,7 +362,7 @@ def release_by_id(cur: RawCursor, hold_id: int, reason_code: str, now: datetime)
     if row is None or not _close(cur, hold_id, HoldStatus.RELEASED, now, reason_code=reason_code):
         return False
     metrics.count_hold("released")
-    _unreserve(cur, row[0], row[1], row[2], 0)
+    _unreserve(cur, row[0], row[1], row[2])
     return True
 
 

@@ -55,7 +55,11 @@ This module holds every writer of ``ledger_entries`` and of
   hot path (``core.usage_debits``) prices and decides a whole request in
   Python under the write lock, then writes every changed balance as a
   compare-and-set on the balance it read and every charge's entry with one
-  executemany. Any future debit path (a gateway's settle) goes through them.
+  executemany. Any future debit path goes through them.
+* ``settle_reserved`` + ``post_usage_entries`` (raw DBAPI cursor): a hold's
+  settlement (``core.holds.settle``) frees the hold's reservation and debits
+  its charge in one relative UPDATE of the wallet, under the write lock, and
+  records the balance that UPDATE returns on the entry.
 
 Rejections
 ----------
@@ -214,6 +218,24 @@ def set_balances(cur: RawCursor, changes: Iterable[BalanceChange]) -> None:
     outbox.note_balances(cur, changed)
 
 
+def settle_reserved(cur: RawCursor, wallet_id: int, reserved_ucr: int, charge_ucr: int) -> int:
+    """Free ``reserved_ucr`` of a wallet's reservation and debit ``charge_ucr``
+    from its balance: one statement. The new balance, for the caller's entry.
+
+    In the caller's write transaction, which holds the wallet's lock (SQLite
+    ``BEGIN IMMEDIATE``; PostgreSQL locks the row with this UPDATE), so the
+    returned balance is exactly the one this change produced. The caller
+    posts the matching entry (``post_usage_entries``) when the charge is not 0.
+    """
+    row = cur.execute(
+        _SETTLE_RESERVED, {"reserved": reserved_ucr, "charge": charge_ucr, "id": wallet_id}
+    ).fetchone()
+    if row is None:
+        raise StaleBalance(f"wallet {wallet_id} is gone")
+    outbox.note_balances(cur, [row])
+    return int(row[3])  # ALERT_COLUMNS' balance_ucr
+
+
 def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at: datetime) -> None:
     """Insert ``usage`` ledger entries, all created at ``created_at``.
 
@@ -243,6 +265,11 @@ def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at
 
 _SET_BALANCE = (
     "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old"
+    f" RETURNING {outbox.ALERT_COLUMNS}"
+)
+_SETTLE_RESERVED = (
+    "UPDATE wallets SET reserved_ucr = reserved_ucr - :reserved,"
+    " balance_ucr = balance_ucr - :charge WHERE id = :id"
     f" RETURNING {outbox.ALERT_COLUMNS}"
 )
 _INSERT_USAGE_ENTRY = (
