@@ -419,14 +419,19 @@ class _Writes:
 
     def flush(self) -> None:
         cur = self.cur
-        ledger.set_balances(
-            cur,
-            [
-                ledger.BalanceChange(a.wallet_id, a.balance_ucr, self.balances[a.wallet_id])
-                for a in self.accounts.values()
-                if self.balances[a.wallet_id] != a.balance_ucr
-            ],
-        )
+        changes = [
+            ledger.BalanceChange(a.wallet_id, a.balance_ucr, self.balances[a.wallet_id])
+            for a in self.accounts.values()
+            if self.balances[a.wallet_id] != a.balance_ucr
+        ]
+        if not cur.is_sqlite and len(self.events) == len(self.charges) == len(changes) == 1:
+            # The usual request on PostgreSQL: one statement (core.ledger.charge_one_event).
+            (rollup,) = _rollup_rows(cur.db_value(self.now.date()), self.rollups)
+            ledger.charge_one_event(
+                cur, changes[0], self.events[0], self.charges[0][3], (_UPSERT_ROLLUP, rollup)
+            )
+            return
+        ledger.set_balances(cur, changes)
         event_pks = cur.insert_with_ids("usage_events", self.events)
         rate = self.book.credits_per_usd
         ledger.post_usage_entries(
@@ -449,28 +454,30 @@ class _Writes:
         outbox.usage_rejected(cur, self.refusals)
 
 
+def _rollup_rows(
+    now_day: Any, rollups: Mapping[tuple[int, int], Sequence[int]]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "user_id": user_id,
+            "day": now_day,
+            "model_id": model_id,
+            "events": sums[0],
+            "input_tokens": sums[1],
+            "output_tokens": sums[2],
+            "cost_ucr": sums[3],
+        }
+        for (user_id, model_id), sums in rollups.items()
+    ]
+
+
 def add_to_rollups(
     cur: RawCursor, now: datetime, rollups: Mapping[tuple[int, int], Sequence[int]]
 ) -> None:
     """Add charged events to ``usage_daily``: (user, model) -> [events, input
     tokens, output tokens, cost]. In the transaction that charges them (every
     path that writes a charged usage event calls this)."""
-    day = cur.db_value(now.date())
-    cur.executemany(
-        _UPSERT_ROLLUP,
-        [
-            {
-                "user_id": user_id,
-                "day": day,
-                "model_id": model_id,
-                "events": sums[0],
-                "input_tokens": sums[1],
-                "output_tokens": sums[2],
-                "cost_ucr": sums[3],
-            }
-            for (user_id, model_id), sums in rollups.items()
-        ],
-    )
+    cur.executemany(_UPSERT_ROLLUP, _rollup_rows(cur.db_value(now.date()), rollups))
 
 
 _UPSERT_ROLLUP = (

@@ -1,7 +1,8 @@
 """Every writer of ledger entries and wallet balances lives in ``core.ledger``.
 
 The usage hot path writes through ``ledger.set_balances`` and
-``ledger.post_usage_entries``; these tests prove it goes through them, that no
+``ledger.post_usage_entries`` (one event on PostgreSQL: through
+``ledger.charge_one_event``); these tests prove it goes through them, that no
 other module in ``core`` writes either table's money columns, and what the two
 functions do on a real database.
 """
@@ -80,17 +81,36 @@ def test_single_and_batch_usage_debits_go_through_the_ledger(
     wallets = {e: _wallet(billing, e) for e in ("ann@example.com", "bob@example.com")}
     balances = _spy(monkeypatch, "set_balances")
     entries = _spy(monkeypatch, "post_usage_entries")
+    single: list[Any] = []
+    real_single = ledger.charge_one_event
+
+    def one_statement(cur: RawCursor, change: ledger.BalanceChange, *args: Any) -> int:
+        single.append(change)
+        return real_single(cur, change, *args)
+
+    monkeypatch.setattr(ledger, "charge_one_event", one_statement)
 
     one = billing.debit("s1", "ann@example.com")
-    assert balances == [
-        [ledger.BalanceChange(wallets["ann@example.com"], 20 * CR, one.balance_ucr)]
-    ]
-    [[entry]] = entries
-    assert (entry.wallet_id, entry.amount_ucr, entry.balance_after_ucr) == (
-        wallets["ann@example.com"],
-        -one.cost_ucr,
-        one.balance_ucr,
-    )
+    change = ledger.BalanceChange(wallets["ann@example.com"], 20 * CR, one.balance_ucr)
+    if billing.db.is_sqlite:
+        assert (balances, single) == ([[change]], [])
+        [[entry]] = entries
+        assert (entry.wallet_id, entry.amount_ucr, entry.balance_after_ucr) == (
+            wallets["ann@example.com"],
+            -one.cost_ucr,
+            one.balance_ucr,
+        )
+    else:  # one statement writes the balance, the event, its entry and the rollup
+        assert (balances, entries, single) == ([], [], [change])
+    with billing.db.read_session() as s:
+        entry = s.scalars(select(LedgerEntry).order_by(LedgerEntry.id.desc())).first()
+        assert entry is not None
+        assert (entry.wallet_id, entry.amount_ucr, entry.balance_after_ucr, entry.kind) == (
+            wallets["ann@example.com"],
+            -one.cost_ucr,
+            one.balance_ucr,
+            "usage",
+        )
 
     balances.clear()
     entries.clear()
