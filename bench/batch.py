@@ -12,6 +12,10 @@ That is the same set of rows Creditline writes, without HTTP, JSON,
 validation, idempotency checks or per-event results. Prints events/s for both
 and the ratio.
 
+With ``--database-url postgresql+psycopg://…`` the baseline is the same loop
+in psycopg 3 (one statement at a time, one transaction per 1,000 events) on
+the same database and tables, run before Creditline's batches.
+
     .venv/bin/python bench/batch.py [--batches 40] [--seconds 10] [--database-url URL]
 """
 
@@ -150,6 +154,67 @@ def run_raw_sqlite(path: str, batches: int) -> dict[str, float]:
     return {"events_per_s": batches * BATCH / elapsed, "seconds": elapsed}
 
 
+def run_raw_pg(dsn: str, batches: int) -> dict[str, float]:
+    import psycopg
+
+    conn = psycopg.connect(dsn)
+    user_id, wallet_id = conn.execute(
+        "SELECT u.id, w.id FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.email = %s",
+        (USER,),
+    ).fetchone()
+    key_id = conn.execute("SELECT max(id) FROM integration_keys").fetchone()[0]
+    model_id, price_in, price_out = conn.execute(
+        "SELECT id, input_price_uusd_per_m, output_price_uusd_per_m FROM ai_models"
+        " WHERE name = 'gpt-4o-mini'"
+    ).fetchone()
+    rate = conn.execute(
+        "SELECT credits_per_usd FROM exchange_rate_history ORDER BY id DESC LIMIT 1"
+    ).fetchone()[0]
+    conn.commit()
+    tag = f"r{time.time_ns()}"
+    started = time.perf_counter()
+    for b in range(batches):
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with conn.transaction():
+            for i in range(BATCH):
+                e = event(tag, b * BATCH + i)
+                tokens_in, tokens_out = e["input_tokens"], e["output_tokens"]
+                cost = usage_cost_ucr(tokens_in, tokens_out, price_in, price_out, rate)
+                event_pk = conn.execute(
+                    "INSERT INTO usage_events (integration_key_id, event_id, payload_hash,"
+                    " user_ref, user_id, model_name, model_id, input_tokens, output_tokens,"
+                    " cost_ucr, status, credits_per_usd, occurred_at, received_at)"
+                    " VALUES (%s, %s, '', %s, %s, %s, %s, %s, %s, %s, 'charged', %s, %s, %s)"
+                    " RETURNING id",
+                    (key_id, e["event_id"], USER, user_id, e["model"], model_id, tokens_in,
+                     tokens_out, cost, rate, now, now),
+                ).fetchone()[0]  # fmt: skip
+                balance = conn.execute(
+                    "UPDATE wallets SET balance_ucr = balance_ucr - %s WHERE id = %s"
+                    " AND balance_ucr >= %s RETURNING balance_ucr",
+                    (cost, wallet_id, cost),
+                ).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
+                    " reference, credits_per_usd, memo, created_at)"
+                    " VALUES (%s, %s, %s, 'usage', %s, %s, '', %s)",
+                    (wallet_id, -cost, balance, f"usage:{event_pk}", rate, now),
+                )
+                conn.execute(
+                    "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens,"
+                    " output_tokens, cost_ucr) VALUES (%s, %s, %s, 1, %s, %s, %s)"
+                    " ON CONFLICT (user_id, day, model_id) DO UPDATE SET"
+                    " events = usage_daily.events + 1,"
+                    " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
+                    " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
+                    " cost_ucr = usage_daily.cost_ucr + excluded.cost_ucr",
+                    (user_id, now.date(), model_id, tokens_in, tokens_out, cost),
+                )
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return {"events_per_s": batches * BATCH / elapsed, "seconds": elapsed}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=40, help="raw sqlite3: transactions")
@@ -160,16 +225,20 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="creditline-batch-"))
     url = args.database_url or f"sqlite:///{work / 'creditline.db'}"
     key = prepare_creditline(url)
-    raw_db = work / "raw.db"
-    prepare_creditline(f"sqlite:///{raw_db}")
-
-    raw = run_raw_sqlite(str(raw_db), args.batches)
+    if url.startswith("postgresql"):
+        raw_name = "raw psycopg"
+        raw = run_raw_pg("postgresql://" + url.split("://", 1)[1], args.batches)
+    else:
+        raw_name = "raw sqlite3"
+        raw_db = work / "raw.db"
+        prepare_creditline(f"sqlite:///{raw_db}")
+        raw = run_raw_sqlite(str(raw_db), args.batches)
     creditline = run_creditline(url, key, args.seconds)
     print(
-        f"database: {url.split('://')[0]}; raw sqlite3: {args.batches} x {BATCH} events; "
+        f"database: {url.split('://')[0]}; {raw_name}: {args.batches} x {BATCH} events; "
         f"Creditline: gunicorn 2 workers, wrk 2 connections, {args.seconds}s"
     )
-    print(f"raw sqlite3 (in-process) {raw['events_per_s']:10,.0f} events/s")
+    print(f"{raw_name + ' (in-process)':24} {raw['events_per_s']:10,.0f} events/s")
     print(
         f"creditline (HTTP)        {creditline['events_per_s']:10,.0f} events/s"
         f"   peak RSS/worker {creditline['rss']:.0f} MB"

@@ -73,7 +73,11 @@ class PriceBookCache:
 
     def current(self, cursor: RawCursor) -> PriceBook:
         """The book as of ``cursor``'s transaction: one SELECT when unchanged."""
-        version = cursor.scalar("SELECT version FROM config_version")
+        return self.at_version(cursor, cursor.scalar("SELECT version FROM config_version"))
+
+    def at_version(self, cursor: RawCursor, version: int) -> PriceBook:
+        """The book for a ``config_version`` the caller read in ``cursor``'s
+        transaction (its own query may carry it, saving a round trip)."""
         book = self._book
         if book is not None and book.version == version:
             return book

@@ -6,10 +6,11 @@ number of statements per request plus one row per event and table.
 
 One transaction per request
 ---------------------------
-1. ``SELECT version FROM config_version``: the cached price book is reused
-   unless a rate, price or setting changed (``core.pricebook``).
+1. ``config_version``: the cached price book is reused unless a rate, price
+   or setting changed (``core.pricebook``).
 2. The request's event ids already stored for this integration key (a replay
-   returns the stored outcome; a reused id with another payload is a conflict).
+   returns the stored outcome; a reused id with another payload is a
+   conflict). Steps 1 and 2 are one statement.
 3. The users and wallets named by the new events, with their balances. On
    SQLite the transaction began ``IMMEDIATE``, so no other writer can move a
    balance until we commit; PostgreSQL takes the wallet rows ``FOR UPDATE``
@@ -181,7 +182,7 @@ def debit_usage_batch(
     prepared = prepare(reports)
     results = retry_lost_races(
         db.raw_write,
-        lambda cur: charge(cur, prices.current(cur), integration_key_id, prepared, utcnow()),
+        lambda cur: charge(cur, prices, integration_key_id, prepared, utcnow()),
         db.dbapi_integrity_error,
     )
     metrics.count_usage((r.error is not None, r.duplicate, r.cost_ucr) for r in results)
@@ -193,13 +194,14 @@ def debit_usage_batch(
 
 def charge(
     cur: RawCursor,
-    book: PriceBook,
+    prices: PriceBookCache,
     key_id: int,
     reports: Sequence[PreparedReport],
     now: datetime,
 ) -> list[UsageResult]:
-    """Steps 2-5 of the module docstring, in the caller's write transaction."""
-    stored = _stored_events(cur, key_id, [p.report.event_id for p in reports])
+    """Steps 1-5 of the module docstring, in the caller's write transaction."""
+    version, stored = _version_and_stored(cur, key_id, [p.report.event_id for p in reports])
+    book = prices.at_version(cur, version)
     accounts = _lock_accounts(cur, [p.email for p in reports if p.report.event_id not in stored])
     writes = _Writes(cur, key_id, book, now, accounts)
     results: list[UsageResult] = []
@@ -215,15 +217,20 @@ def charge(
     return results
 
 
-def _stored_events(cur: RawCursor, key_id: int, event_ids: list[str]) -> dict[str, _Stored]:
-    where, params = cur.is_one_of("event_id", "event_id", event_ids)
+def _version_and_stored(
+    cur: RawCursor, key_id: int, event_ids: list[str]
+) -> tuple[int, dict[str, _Stored]]:
+    """Steps 1 and 2 in one statement: ``config_version`` and the request's
+    event ids already stored for this key (``config_version`` has one row)."""
+    where, params = cur.is_one_of("e.event_id", "event_id", event_ids)
     rows = cur.execute(
-        "SELECT event_id, payload_hash, status, reason_code, reason, cost_ucr,"
-        " balance_after_ucr FROM usage_events"
-        f" WHERE integration_key_id = :key_id AND {where}",
+        "SELECT v.version, e.event_id, e.payload_hash, e.status, e.reason_code, e.reason,"
+        " e.cost_ucr, e.balance_after_ucr FROM config_version v LEFT JOIN usage_events e"
+        f" ON e.integration_key_id = :key_id AND {where}",
         {"key_id": key_id, **params},
     ).fetchall()
-    return {row[0]: _Stored(*row[1:]) for row in rows}
+    stored = {row[1]: _Stored(*row[2:]) for row in rows if row[1] is not None}
+    return rows[0][0], stored
 
 
 def _lock_accounts(cur: RawCursor, emails: list[str]) -> dict[str, _Account]:

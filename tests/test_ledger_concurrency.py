@@ -119,9 +119,8 @@ def test_racing_the_same_event_id_answers_duplicate(app: Flask, billing: Billing
     b = threading.Thread(target=reporter_b)
     with billing.db.write() as session_a:
         cursor_a = RawCursor.of_session(session_a)
-        book = billing.prices.current(cursor_a)
         [first] = usage_debits.charge(
-            cursor_a, book, billing.key_id, usage_debits.prepare([report]), utcnow()
+            cursor_a, billing.prices, billing.key_id, usage_debits.prepare([report]), utcnow()
         )
         b.start()
         if USING_PG:  # hold A open until B is really blocked on A's row
