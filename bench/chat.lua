@@ -1,15 +1,20 @@
 -- wrk script: POST one small non-stream chat completion per request.
--- args: <path> <bearer key> (the key may be empty: the upstream stand-in and
--- the bare proxy take none).
+-- args: <path> <bearer keys> (comma-separated, used in turn: one key per user;
+-- empty: the upstream stand-in and the bare proxy take none).
 function init(args)
   path = args[1] or "/v1/chat/completions"
-  key = args[2] or ""
+  keys = {}
+  for k in string.gmatch(args[2] or "", "[^,]+") do keys[#keys + 1] = k end
+  turn = 0
   body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":64}'
 end
 
 function request()
   local headers = {["Content-Type"] = "application/json"}
-  if key ~= "" then headers["Authorization"] = "Bearer " .. key end
+  if #keys > 0 then
+    turn = turn % #keys + 1
+    headers["Authorization"] = "Bearer " .. keys[turn]
+  end
   return wrk.format("POST", path, headers, body)
 end
 

@@ -19,7 +19,13 @@ load as the README says: ``streams / 2 + 32`` per worker.
    (target <= 400 MB), and afterwards every call charged exactly its
    reported usage, nothing reserved, ``check-ledger`` clean.
 
-    .venv/bin/python bench/gateway.py [--seconds 10] [--streams 300] [--database-url URL]
+    .venv/bin/python bench/gateway.py [--seconds 10] [--streams 300] [--users 20]
+        [--database-url URL]
+
+The non-stream calls are spread over ``--users`` users (one key each, used in
+turn), as a gateway's traffic is; ``--users 1`` is the one-hot-wallet case,
+where every hold and settle waits for the same wallet row (on PostgreSQL a
+row lock held for the transaction; on SQLite writers are serial anyway).
 """
 
 from __future__ import annotations
@@ -100,8 +106,11 @@ def wrk(url: str, path: str, key: str, seconds: int, connections: int) -> dict[s
     return {"rps": rps, **{k: float(v) for k, v in result.items()}}
 
 
-def prepare(database_url: str, upstreams: dict[str, str], encryption_key: str) -> str:
-    """Migrate, price gpt-4o-mini, route it to the stand-in, fund a user; its key."""
+def prepare(
+    database_url: str, upstreams: dict[str, str], encryption_key: str, users: int = 1
+) -> list[str]:
+    """Migrate, price gpt-4o-mini, route it to the stand-in, fund ``users``
+    users; a key of each."""
     from app import create_app
     from core import accounts, audit, catalog, ledger, migrate, user_keys
     from core.gateway import routing
@@ -113,9 +122,6 @@ def prepare(database_url: str, upstreams: dict[str, str], encryption_key: str) -
     box = app.extensions["creditline.gateway"].box
     migrate.upgrade(db)
     with db.write() as s:
-        user = accounts.create_user(
-            s, "bench@example.com", "bench-password", app.extensions["creditline.passwords"]
-        )
         catalog.set_model_price(
             s, audit.CLI, "gpt-4o-mini", input_uusd_per_m=150_000, output_uusd_per_m=600_000,
             reason="bench",
@@ -124,10 +130,18 @@ def prepare(database_url: str, upstreams: dict[str, str], encryption_key: str) -
             routing.create_upstream(s, audit.CLI, box, name, url, "bench-secret")
     with db.write() as s:
         routing.set_route(s, audit.CLI, "gpt-4o-mini", "json")
-        ledger.adjust(s, audit.CLI, "bench@example.com", 10**15, "bench funding")
-        _, key = user_keys.create(s, audit.CLI, user.id, "bench")
+    keys = []
+    for n in range(users):
+        email = "bench@example.com" if n == 0 else f"bench{n}@example.com"
+        with db.write() as s:
+            user = accounts.create_user(
+                s, email, "bench-password", app.extensions["creditline.passwords"]
+            )
+        with db.write() as s:
+            ledger.adjust(s, audit.CLI, email, 10**15, "bench funding")
+            keys.append(user_keys.create(s, audit.CLI, user.id, "bench")[1])
     db.dispose()
-    return key
+    return keys
 
 
 def reroute(database_url: str, encryption_key: str, upstream: str) -> None:
@@ -254,6 +268,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=300)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument(
+        "--users", type=int, default=20, help="non-stream calls spread over this many users' keys"
+    )
+    parser.add_argument(
         "--ramp", type=float, default=5.0, help="seconds over which the second stream run starts"
     )
     args = parser.parse_args()
@@ -265,7 +282,8 @@ def main() -> None:
     stream_up, stream_url = start_standin(20, 0.5)  # 20 chunks 0.5 s apart: ~10 s
     procs = [json_up, stream_up]
     try:
-        key = prepare(url, {"json": json_url, "streams": stream_url}, fernet)
+        keys = prepare(url, {"json": json_url, "streams": stream_url}, fernet, args.users)
+        key = keys[0]  # the streams' user
         env = {
             "DATABASE_URL": url,
             "SECRET_KEY": "bench",
@@ -284,7 +302,7 @@ def main() -> None:
         targets = {
             "direct": (json_url.removesuffix("/v1"), ""),
             "proxy": (f"http://127.0.0.1:{proxy_port}", ""),
-            "creditline": (f"http://127.0.0.1:{gw_port}", key),
+            "creditline": (f"http://127.0.0.1:{gw_port}", ",".join(keys)),
         }
         results, alone = {}, {}
         for name, (base, bearer) in targets.items():
@@ -295,7 +313,7 @@ def main() -> None:
             alone[name] = wrk(base, "/v1/chat/completions", bearer, args.seconds, 1)
         print(
             f"database: {url.split('://')[0]}; gunicorn gthread 2 workers x"
-            f" {threads['GUNICORN_THREADS']} threads"
+            f" {threads['GUNICORN_THREADS']} threads; non-stream calls over {args.users} user(s)"
         )
         print(f"1. non-stream chat, wrk {args.connections} connections, {args.seconds}s")
         print(f"{'':12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")

@@ -69,10 +69,10 @@ from typing import Any
 from core import metrics, outbox
 from core.enums import HoldStatus, UsageStatus
 from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
-from core.ledger import UsageEntry, post_usage_entries, settle_reserved
+from core.ledger import UsageEntry, post_usage_entries, settle_one_event, settle_reserved
 from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor
-from core.usage_debits import add_to_rollups
+from core.usage_debits import add_to_rollups, rollup_upsert
 
 
 @dataclass(frozen=True)
@@ -280,43 +280,53 @@ def settle(
     ):
         return _stored_settlement(cur, hold.id)  # a duplicate settle: not counted
     metrics.count_hold("settled")
+    at = cur.db_value(now)
+    event = {
+        "integration_key_id": None,
+        "hold_id": hold.id,
+        "user_key_id": request.user_key_id,
+        "source": request.source,
+        "disconnected": disconnected,
+        "event_id": event_id or f"hold-{hold.id}",
+        "payload_hash": hashlib.sha256(f"hold:{hold.id}".encode()).hexdigest(),
+        "user_ref": request.user_email,
+        "user_id": request.user_id,
+        "model_name": snap.model_name,
+        "model_id": snap.model_id,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_ucr": charge,
+        "status": UsageStatus.ESTIMATED if estimated else UsageStatus.CHARGED,
+        "reason_code": None,
+        "reason": None,
+        "credits_per_usd": snap.credits_per_usd,
+        "input_price_uusd_per_m": snap.input_uusd_per_m,
+        "output_price_uusd_per_m": snap.output_uusd_per_m,
+        "rate_version_id": snap.rate_version_id,
+        "price_version_id": snap.price_version_id,
+        "balance_after_ucr": 0,  # the balance the wallet's update returns
+        "conversation_id": None,
+        "occurred_at": at,
+        "received_at": at,
+    }
+    memo = f"{snap.model_name}: {input_tokens} in / {output_tokens} out ({request.source})"
+    rollup = {(request.user_id, snap.model_id): (1, input_tokens, output_tokens, charge)}
+    if not cur.is_sqlite:  # one statement: the wallet's lock is held the least
+        event_pk, new = settle_one_event(
+            cur,
+            request.wallet_id,
+            hold.amount_ucr,
+            charge,
+            event,
+            memo,
+            rollup_upsert(cur, now, rollup),
+        )
+        _unreserve_key(cur, request.user_key_id, hold.amount_ucr, charge)
+        return Settlement(hold.id, charge, shortfall, new, event_pk, duplicate=False)
     new = settle_reserved(cur, request.wallet_id, hold.amount_ucr, charge)
     _unreserve_key(cur, request.user_key_id, hold.amount_ucr, charge)
-    at = cur.db_value(now)
-    (event_pk,) = cur.insert_with_ids(
-        "usage_events",
-        [
-            {
-                "integration_key_id": None,
-                "hold_id": hold.id,
-                "user_key_id": request.user_key_id,
-                "source": request.source,
-                "disconnected": disconnected,
-                "event_id": event_id or f"hold-{hold.id}",
-                "payload_hash": hashlib.sha256(f"hold:{hold.id}".encode()).hexdigest(),
-                "user_ref": request.user_email,
-                "user_id": request.user_id,
-                "model_name": snap.model_name,
-                "model_id": snap.model_id,
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "cost_ucr": charge,
-                "status": UsageStatus.ESTIMATED if estimated else UsageStatus.CHARGED,
-                "reason_code": None,
-                "reason": None,
-                "credits_per_usd": snap.credits_per_usd,
-                "input_price_uusd_per_m": snap.input_uusd_per_m,
-                "output_price_uusd_per_m": snap.output_uusd_per_m,
-                "rate_version_id": snap.rate_version_id,
-                "price_version_id": snap.price_version_id,
-                "balance_after_ucr": new,
-                "conversation_id": None,
-                "occurred_at": at,
-                "received_at": at,
-            }
-        ],
-    )
-    memo = f"{snap.model_name}: {input_tokens} in / {output_tokens} out ({request.source})"
+    event["balance_after_ucr"] = new
+    (event_pk,) = cur.insert_with_ids("usage_events", [event])
     post_usage_entries(
         cur,
         [
@@ -326,9 +336,7 @@ def settle(
         ],
         now,
     )
-    add_to_rollups(
-        cur, now, {(request.user_id, snap.model_id): (1, input_tokens, output_tokens, charge)}
-    )
+    add_to_rollups(cur, now, rollup)
     return Settlement(hold.id, charge, shortfall, new, event_pk, duplicate=False)
 
 

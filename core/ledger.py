@@ -62,7 +62,8 @@ This module holds every writer of ``ledger_entries`` and of
   every write in it depends on the compare-and-set having matched). A
   round trip to PostgreSQL costs its server a wake-up and a statement's
   overhead: fewer of them was most of the ingest speed-up there.
-* ``settle_reserved`` + ``post_usage_entries`` (raw DBAPI cursor): a hold's
+* ``settle_one_event`` (PostgreSQL) or ``settle_reserved`` +
+  ``post_usage_entries`` (raw DBAPI cursor): a hold's
   settlement (``core.holds.settle``) frees the hold's reservation and debits
   its charge in one relative UPDATE of the wallet, under the write lock, and
   records the balance that UPDATE returns on the entry.
@@ -240,33 +241,65 @@ def charge_one_event(
     ``StaleBalance`` if the compare-and-set did not match; the caller's
     transaction must then roll back (the statement's other writes with it).
     """
-    also_sql, also_params = also
+    params = {"new": change.new_ucr, "id": change.wallet_id, "old": change.old_ucr}
+    amount = change.new_ucr - change.old_ucr
+    return _event_statement(cur, (_SET_BALANCE, params), amount, event, entry_memo, also)[0]
+
+
+def settle_one_event(
+    cur: RawCursor,
+    wallet_id: int,
+    reserved_ucr: int,
+    charge_ucr: int,
+    event: Mapping[str, Any],
+    entry_memo: str,
+    also: tuple[str, Mapping[str, Any]],
+) -> tuple[int, int]:
+    """PostgreSQL: ``settle_reserved`` and the charge's usage event, entry and
+    ``also`` in one statement; the event's pk and the new balance. The
+    wallet's row lock is then held for this statement and the commit only."""
+    params = {"reserved": reserved_ucr, "charge": charge_ucr, "id": wallet_id}
+    return _event_statement(cur, (_SETTLE_RESERVED, params), -charge_ucr, event, entry_memo, also)
+
+
+def _event_statement(
+    cur: RawCursor,
+    balance: tuple[str, Mapping[str, Any]],
+    amount_ucr: int,
+    event: Mapping[str, Any],
+    entry_memo: str,
+    also: tuple[str, Mapping[str, Any]],
+) -> tuple[int, int]:
+    """The balance ``UPDATE … RETURNING ALERT_COLUMNS`` (wallet ``:id``), then
+    the event (its ``balance_after_ucr`` the balance that UPDATE returned), the
+    entry and ``also``, as one statement; (event pk, new balance)."""
+    (balance_sql, balance_params), (also_sql, also_params) = balance, also
     columns = ", ".join(event)
-    values = ", ".join(f":ev_{c}" for c in event)
+    values = ", ".join(
+        "(SELECT balance_ucr FROM bal)" if c == "balance_after_ucr" else f":ev_{c}" for c in event
+    )
     row = cur.execute(
-        f"WITH bal AS ({_SET_BALANCE}),"
+        f"WITH bal AS ({balance_sql}),"
         f" ev AS (INSERT INTO usage_events ({columns}) VALUES ({values}) RETURNING id),"
         " led AS (INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
-        " reference, credits_per_usd, memo, created_at) SELECT :id, :amount, :new,"
-        f" '{LedgerKind.USAGE}', 'usage:' || ev.id, :rate, :memo, :created_at FROM ev),"
+        " reference, credits_per_usd, memo, created_at) SELECT :id, :amount, bal.balance_ucr,"
+        f" '{LedgerKind.USAGE}', 'usage:' || ev.id, :rate, :memo, :created_at FROM ev, bal),"
         f" also AS ({also_sql})"
         " SELECT ev.id, bal.* FROM ev, bal",
         {
-            **{f"ev_{c}": v for c, v in event.items()},
+            **{f"ev_{c}": v for c, v in event.items() if c != "balance_after_ucr"},
             **also_params,
-            "new": change.new_ucr,
-            "id": change.wallet_id,
-            "old": change.old_ucr,
-            "amount": change.new_ucr - change.old_ucr,
+            **balance_params,
+            "amount": amount_ucr,
             "rate": event["credits_per_usd"],
             "memo": entry_memo,
             "created_at": event["received_at"],
         },
     ).fetchone()
     if row is None:
-        raise StaleBalance(f"wallet {change.wallet_id} changed under the write lock")
+        raise StaleBalance(f"wallet {balance_params['id']} changed under the write lock")
     outbox.note_balances(cur, [row[1:]])
-    return int(row[0])
+    return int(row[0]), int(row[4])  # ALERT_COLUMNS' balance_ucr
 
 
 def settle_reserved(cur: RawCursor, wallet_id: int, reserved_ucr: int, charge_ucr: int) -> int:

@@ -433,9 +433,12 @@ class _Writes:
         ]
         if not cur.is_sqlite and len(self.events) == len(self.charges) == len(changes) == 1:
             # The usual request on PostgreSQL: one statement (core.ledger.charge_one_event).
-            (rollup,) = _rollup_rows(cur.db_value(self.now.date()), self.rollups)
             ledger.charge_one_event(
-                cur, changes[0], self.events[0], self.charges[0][3], (_UPSERT_ROLLUP, rollup)
+                cur,
+                changes[0],
+                self.events[0],
+                self.charges[0][3],
+                rollup_upsert(cur, self.now, self.rollups),
             )
             return
         ledger.set_balances(cur, changes)
@@ -476,6 +479,15 @@ def _rollup_rows(
         }
         for (user_id, model_id), sums in rollups.items()
     ]
+
+
+def rollup_upsert(
+    cur: RawCursor, now: datetime, rollups: Mapping[tuple[int, int], Sequence[int]]
+) -> tuple[str, dict[str, Any]]:
+    """``add_to_rollups`` for one (user, model) as a statement and its
+    parameters, for a caller that folds it into its own (``core.ledger``)."""
+    (row,) = _rollup_rows(cur.db_value(now.date()), rollups)
+    return _UPSERT_ROLLUP, row
 
 
 def add_to_rollups(
