@@ -26,8 +26,11 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -97,121 +100,102 @@ def run_raw_sqlite(path: str, batches: int) -> dict[str, float]:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
-    user_id, wallet_id = conn.execute(
-        "SELECT u.id, w.id FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.email = ?",
-        (USER,),
-    ).fetchone()
-    key_id = conn.execute("SELECT max(id) FROM integration_keys").fetchone()[0]
-    model_id, price_in, price_out = conn.execute(
-        "SELECT id, input_price_uusd_per_m, output_price_uusd_per_m FROM ai_models"
-        " WHERE name = 'gpt-4o-mini'"
-    ).fetchone()
-    rate = conn.execute(
-        "SELECT credits_per_usd FROM exchange_rate_history ORDER BY id DESC LIMIT 1"
-    ).fetchone()[0]
-    tag = f"r{time.time_ns()}"
-    started = time.perf_counter()
-    for b in range(batches):
-        now = datetime.now(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-        day = now[:10]
+
+    @contextmanager
+    def transaction() -> Iterator[None]:
         conn.execute("BEGIN IMMEDIATE")
-        for i in range(BATCH):
-            e = event(tag, b * BATCH + i)
-            tokens_in, tokens_out = e["input_tokens"], e["output_tokens"]
-            cost = usage_cost_ucr(tokens_in, tokens_out, price_in, price_out, rate)
-            cur = conn.execute(
-                "INSERT INTO usage_events (integration_key_id, event_id, payload_hash, user_ref,"
-                " user_id, model_name, model_id, input_tokens, output_tokens, cost_ucr, status,"
-                " credits_per_usd, occurred_at, received_at)"
-                " VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, 'charged', ?, ?, ?)",
-                (key_id, e["event_id"], USER, user_id, e["model"], model_id, tokens_in,
-                 tokens_out, cost, rate, now, now),
-            )  # fmt: skip
-            event_pk = cur.lastrowid
-            balance = conn.execute(
-                "UPDATE wallets SET balance_ucr = balance_ucr - ? WHERE id = ?"
-                " AND balance_ucr >= ? RETURNING balance_ucr",
-                (cost, wallet_id, cost),
-            ).fetchone()[0]
-            conn.execute(
-                "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
-                " reference, credits_per_usd, memo, created_at)"
-                " VALUES (?, ?, ?, 'usage', ?, ?, '', ?)",
-                (wallet_id, -cost, balance, f"usage:{event_pk}", rate, now),
-            )
-            conn.execute(
-                "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens,"
-                " output_tokens, cost_ucr) VALUES (?, ?, ?, 1, ?, ?, ?)"
-                " ON CONFLICT (user_id, day, model_id) DO UPDATE SET"
-                " events = events + 1, input_tokens = input_tokens + excluded.input_tokens,"
-                " output_tokens = output_tokens + excluded.output_tokens,"
-                " cost_ucr = cost_ucr + excluded.cost_ucr",
-                (user_id, day, model_id, tokens_in, tokens_out, cost),
-            )
+        yield
         conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return {"events_per_s": batches * BATCH / elapsed, "seconds": elapsed}
+
+    def one(sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = conn.execute(sql, params)
+        return cur.fetchone() if cur.description else None
+
+    try:
+        return _raw_loop(one, "?", transaction, batches, sqlite=True)
+    finally:
+        conn.close()
 
 
 def run_raw_pg(dsn: str, batches: int) -> dict[str, float]:
     import psycopg
 
     conn = psycopg.connect(dsn)
-    user_id, wallet_id = conn.execute(
-        "SELECT u.id, w.id FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.email = %s",
+
+    def one(sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = conn.execute(sql, params)
+        return cur.fetchone() if cur.description else None
+
+    try:
+        return _raw_loop(one, "%s", conn.transaction, batches, sqlite=False)
+    finally:
+        conn.close()
+
+
+def _raw_loop(
+    one: Callable[..., Any],
+    mark: str,
+    transaction: Callable[[], AbstractContextManager[Any]],
+    batches: int,
+    *,
+    sqlite: bool,
+) -> dict[str, float]:
+    """The raw side: per event, price it, insert the event row, debit the
+    wallet, insert the ledger entry, upsert the rollup; ``mark`` is the
+    driver's placeholder, one transaction per 1,000 events."""
+    user_id, wallet_id = one(
+        f"SELECT u.id, w.id FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.email = {mark}",
         (USER,),
-    ).fetchone()
-    key_id = conn.execute("SELECT max(id) FROM integration_keys").fetchone()[0]
-    model_id, price_in, price_out = conn.execute(
+    )
+    key_id = one("SELECT max(id) FROM integration_keys")[0]
+    model_id, price_in, price_out = one(
         "SELECT id, input_price_uusd_per_m, output_price_uusd_per_m FROM ai_models"
         " WHERE name = 'gpt-4o-mini'"
-    ).fetchone()
-    rate = conn.execute(
-        "SELECT credits_per_usd FROM exchange_rate_history ORDER BY id DESC LIMIT 1"
-    ).fetchone()[0]
-    conn.commit()
+    )
+    rate = one("SELECT credits_per_usd FROM exchange_rate_history ORDER BY id DESC LIMIT 1")[0]
+    m = mark
     tag = f"r{time.time_ns()}"
     started = time.perf_counter()
     for b in range(batches):
-        now = datetime.now(UTC).replace(tzinfo=None)
-        with conn.transaction():
+        stamp = datetime.now(UTC).replace(tzinfo=None)
+        now: Any = stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else stamp
+        day: Any = now[:10] if sqlite else stamp.date()
+        with transaction():
             for i in range(BATCH):
                 e = event(tag, b * BATCH + i)
                 tokens_in, tokens_out = e["input_tokens"], e["output_tokens"]
                 cost = usage_cost_ucr(tokens_in, tokens_out, price_in, price_out, rate)
-                event_pk = conn.execute(
+                event_pk = one(
                     "INSERT INTO usage_events (integration_key_id, event_id, payload_hash,"
                     " user_ref, user_id, model_name, model_id, input_tokens, output_tokens,"
                     " cost_ucr, status, credits_per_usd, occurred_at, received_at)"
-                    " VALUES (%s, %s, '', %s, %s, %s, %s, %s, %s, %s, 'charged', %s, %s, %s)"
-                    " RETURNING id",
+                    f" VALUES ({m}, {m}, '', {m}, {m}, {m}, {m}, {m}, {m}, {m}, 'charged', {m},"
+                    f" {m}, {m}) RETURNING id",
                     (key_id, e["event_id"], USER, user_id, e["model"], model_id, tokens_in,
                      tokens_out, cost, rate, now, now),
-                ).fetchone()[0]  # fmt: skip
-                balance = conn.execute(
-                    "UPDATE wallets SET balance_ucr = balance_ucr - %s WHERE id = %s"
-                    " AND balance_ucr >= %s RETURNING balance_ucr",
+                )[0]  # fmt: skip
+                balance = one(
+                    f"UPDATE wallets SET balance_ucr = balance_ucr - {m} WHERE id = {m}"
+                    f" AND balance_ucr >= {m} RETURNING balance_ucr",
                     (cost, wallet_id, cost),
-                ).fetchone()[0]
-                conn.execute(
+                )[0]
+                one(
                     "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
                     " reference, credits_per_usd, memo, created_at)"
-                    " VALUES (%s, %s, %s, 'usage', %s, %s, '', %s)",
+                    f" VALUES ({m}, {m}, {m}, 'usage', {m}, {m}, '', {m})",
                     (wallet_id, -cost, balance, f"usage:{event_pk}", rate, now),
                 )
-                conn.execute(
+                one(
                     "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens,"
-                    " output_tokens, cost_ucr) VALUES (%s, %s, %s, 1, %s, %s, %s)"
+                    f" output_tokens, cost_ucr) VALUES ({m}, {m}, {m}, 1, {m}, {m}, {m})"
                     " ON CONFLICT (user_id, day, model_id) DO UPDATE SET"
                     " events = usage_daily.events + 1,"
                     " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
                     " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
                     " cost_ucr = usage_daily.cost_ucr + excluded.cost_ucr",
-                    (user_id, now.date(), model_id, tokens_in, tokens_out, cost),
+                    (user_id, day, model_id, tokens_in, tokens_out, cost),
                 )
     elapsed = time.perf_counter() - started
-    conn.close()
     return {"events_per_s": batches * BATCH / elapsed, "seconds": elapsed}
 
 

@@ -13,17 +13,9 @@ import pytest
 
 from blueprints import rate_limits
 from blueprints.rate_limits import RateLimits
-from core.rate_counters import FileCounters
 from core.rate_leases import claim_size
 from tests.conftest import redis_url
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.rate_limit_helpers import Clock, file_limits
 
 
 @pytest.fixture
@@ -31,14 +23,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(rate_limits.time, "time", clock)
     return clock
-
-
-def _file_limits(path: Path, clock: Clock | None = None) -> RateLimits:
-    limits = RateLimits(f"sqlite:///{path}")
-    assert isinstance(limits.storage, FileCounters)
-    if clock is not None:
-        limits.storage._clock = clock
-    return limits
 
 
 def _window_count(path: Path, key: str) -> int:
@@ -57,7 +41,7 @@ def test_claims_are_one_percent_of_a_large_limit_and_single_hits_below_200() -> 
 
 def test_one_process_gets_exactly_the_limit_in_claims(clock: Clock, tmp_path: Path) -> None:
     path = tmp_path / "counters.sqlite"
-    limits = _file_limits(path, clock)
+    limits = file_limits(path, clock)
     verdicts = [limits.hit("1000/minute", "user-key", "7") for _ in range(1001)]
     assert [v.allowed for v in verdicts] == [True] * 1000 + [False]
     assert [v.remaining for v in verdicts[:1000]] == list(range(999, -1, -1))
@@ -68,7 +52,7 @@ def test_one_process_gets_exactly_the_limit_in_claims(clock: Clock, tmp_path: Pa
 
 
 def test_a_limit_below_200_is_counted_hit_by_hit(clock: Clock, tmp_path: Path) -> None:
-    limits = _file_limits(tmp_path / "counters.sqlite", clock)
+    limits = file_limits(tmp_path / "counters.sqlite", clock)
     allowed = [limits.hit("199/minute", "user-key", "1").allowed for _ in range(200)]
     assert allowed.count(True) == 199 and not allowed[-1]
     assert limits.leases.claims == 200
@@ -80,14 +64,14 @@ def test_workers_sharing_a_file_never_let_more_than_the_limit_through(
     """Four workers (four ``RateLimits`` on one file) take turns: at most the
     limit is allowed, and at most one claim per other worker is left unused."""
     path = tmp_path / "counters.sqlite"
-    workers = [_file_limits(path, clock) for _ in range(4)]
+    workers = [file_limits(path, clock) for _ in range(4)]
     allowed = sum(w.hit("1000/minute", "api-key", "3").allowed for _ in range(300) for w in workers)
     assert 1000 - 3 * 10 <= allowed <= 1000
     assert not any(w.hit("1000/minute", "api-key", "3").allowed for w in workers)
 
 
 def test_unused_hits_of_an_ended_window_are_dropped(clock: Clock, tmp_path: Path) -> None:
-    limits = _file_limits(tmp_path / "counters.sqlite", clock)
+    limits = file_limits(tmp_path / "counters.sqlite", clock)
     for _ in range(5):
         assert limits.hit("1000/minute", "api-key", "9").allowed  # 1 claim, 5 unused
     clock.now += 61

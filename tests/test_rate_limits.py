@@ -17,14 +17,7 @@ from blueprints import rate_limits
 from blueprints.rate_limits import RateLimits
 from core.rate_counters import FileCounters
 from tests.conftest import AuthActions, Billing, make_test_app, redis_url
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.rate_limit_helpers import Clock, file_limits
 
 
 @pytest.fixture
@@ -34,18 +27,11 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def _file_limits(path: Path, clock: Clock) -> RateLimits:
-    limits = RateLimits(f"sqlite:///{path}")
-    assert isinstance(limits.storage, FileCounters)
-    limits.storage._clock = clock
-    return limits
-
-
 @pytest.fixture(params=["memory", "file"])
 def limits(request: pytest.FixtureRequest, clock: Clock, tmp_path: Path) -> RateLimits:
     if request.param == "memory":
         return RateLimits("memory://")
-    return _file_limits(tmp_path / "counters.sqlite", clock)
+    return file_limits(tmp_path / "counters.sqlite", clock)
 
 
 def test_a_window_allows_its_amount_then_refuses_until_it_ends(
@@ -77,7 +63,7 @@ def test_expired_windows_are_swept_when_the_table_grows(
 
 
 def test_the_file_is_swept_of_expired_windows_once_a_minute(clock: Clock, tmp_path: Path) -> None:
-    limits = _file_limits(tmp_path / "counters.sqlite", clock)
+    limits = file_limits(tmp_path / "counters.sqlite", clock)
     storage = limits.storage
     assert isinstance(storage, FileCounters)
     for n in range(10):
@@ -92,7 +78,7 @@ def test_the_file_is_swept_of_expired_windows_once_a_minute(clock: Clock, tmp_pa
 
 def test_the_file_is_private_and_its_folder_is_created(clock: Clock, tmp_path: Path) -> None:
     path = tmp_path / "not" / "yet" / "counters.sqlite"
-    _file_limits(path, clock).hit("5/minute", "login-email", "alice@example.com")
+    file_limits(path, clock).hit("5/minute", "login-email", "alice@example.com")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
