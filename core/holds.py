@@ -20,7 +20,8 @@ the charge exceed the hold. The charge is ``min(actual, hold)``; the rest of
 the actual cost is the *shortfall*, recorded on the hold for admins. Holds are
 not ledger entries: only a settle's charge is, as a ``usage`` entry explained
 by the usage event it writes (``hold_id`` set), through the ledger's own
-raw-cursor writers (``core.ledger.settle_reserved`` / ``post_usage_entries``).
+raw-cursor writers (``core.ledger.settle_reserved`` / ``post_usage_entries``;
+on PostgreSQL ``settle_one_event``, one statement for all of it).
 
 A hold may go through a user's key (``user_api_keys``): the key's
 ``reserved_ucr`` and ``spent_ucr`` move in the same transactions, and a key
