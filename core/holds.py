@@ -20,8 +20,7 @@ the charge exceed the hold. The charge is ``min(actual, hold)``; the rest of
 the actual cost is the *shortfall*, recorded on the hold for admins. Holds are
 not ledger entries: only a settle's charge is, as a ``usage`` entry explained
 by the usage event it writes (``hold_id`` set), through the ledger's own
-raw-cursor writers (``core.ledger.settle_reserved`` / ``post_usage_entries``;
-on PostgreSQL ``settle_one_event``, one statement for all of it).
+raw-cursor writer ``core.ledger.settle_charge``.
 
 A hold may go through a user's key (``user_api_keys``): the key's
 ``reserved_ucr`` and ``spent_ucr`` move in the same transactions, and a key
@@ -70,10 +69,10 @@ from typing import Any
 from core import metrics, outbox
 from core.enums import HoldStatus, UsageStatus
 from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
-from core.ledger import UsageEntry, post_usage_entries, settle_one_event, settle_reserved
+from core.ledger import settle_charge
 from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor
-from core.usage_debits import add_to_rollups, rollup_upsert
+from core.usage_debits import rollup_upsert
 
 
 @dataclass(frozen=True)
@@ -305,39 +304,23 @@ def settle(
         "output_price_uusd_per_m": snap.output_uusd_per_m,
         "rate_version_id": snap.rate_version_id,
         "price_version_id": snap.price_version_id,
-        "balance_after_ucr": 0,  # the balance the wallet's update returns
         "conversation_id": None,
         "occurred_at": at,
         "received_at": at,
     }
     memo = f"{snap.model_name}: {input_tokens} in / {output_tokens} out ({request.source})"
     rollup = {(request.user_id, snap.model_id): (1, input_tokens, output_tokens, charge)}
-    if not cur.is_sqlite:  # one statement: the wallet's lock is held the least
-        event_pk, new = settle_one_event(
-            cur,
-            request.wallet_id,
-            hold.amount_ucr,
-            charge,
-            event,
-            memo,
-            rollup_upsert(cur, now, rollup),
-        )
-        _unreserve_key(cur, request.user_key_id, hold.amount_ucr, charge)
-        return Settlement(hold.id, charge, shortfall, new, event_pk, duplicate=False)
-    new = settle_reserved(cur, request.wallet_id, hold.amount_ucr, charge)
-    _unreserve_key(cur, request.user_key_id, hold.amount_ucr, charge)
-    event["balance_after_ucr"] = new
-    (event_pk,) = cur.insert_with_ids("usage_events", [event])
-    post_usage_entries(
+    event_pk, new = settle_charge(
         cur,
-        [
-            UsageEntry(
-                request.wallet_id, -charge, new, f"usage:{event_pk}", snap.credits_per_usd, memo
-            )
-        ],
+        request.wallet_id,
+        hold.amount_ucr,
+        charge,
+        event,
+        memo,
+        rollup_upsert(cur, now, rollup),
         now,
     )
-    add_to_rollups(cur, now, rollup)
+    _unreserve_key(cur, request.user_key_id, hold.amount_ucr, charge)
     return Settlement(hold.id, charge, shortfall, new, event_pk, duplicate=False)
 
 

@@ -62,11 +62,11 @@ This module holds every writer of ``ledger_entries`` and of
   every write in it depends on the compare-and-set having matched). A
   round trip to PostgreSQL costs its server a wake-up and a statement's
   overhead: fewer of them was most of the ingest speed-up there.
-* ``settle_one_event`` (PostgreSQL) or ``settle_reserved`` +
-  ``post_usage_entries`` (raw DBAPI cursor): a hold's
-  settlement (``core.holds.settle``) frees the hold's reservation and debits
-  its charge in one relative UPDATE of the wallet, under the write lock, and
-  records the balance that UPDATE returns on the entry.
+* ``settle_charge`` (raw DBAPI cursor): a hold's settlement
+  (``core.holds.settle``) frees the hold's reservation and debits its charge
+  in one relative UPDATE of the wallet, under the write lock, and records the
+  balance that UPDATE returns on the event and the entry (on PostgreSQL as
+  one statement, like ``charge_one_event``).
 
 Rejections
 ----------
@@ -82,6 +82,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select, update
@@ -246,7 +247,7 @@ def charge_one_event(
     return _event_statement(cur, (_SET_BALANCE, params), amount, event, entry_memo, also)[0]
 
 
-def settle_one_event(
+def settle_charge(
     cur: RawCursor,
     wallet_id: int,
     reserved_ucr: int,
@@ -254,12 +255,37 @@ def settle_one_event(
     event: Mapping[str, Any],
     entry_memo: str,
     also: tuple[str, Mapping[str, Any]],
+    created_at: datetime,
 ) -> tuple[int, int]:
-    """PostgreSQL: ``settle_reserved`` and the charge's usage event, entry and
-    ``also`` in one statement; the event's pk and the new balance. The
-    wallet's row lock is then held for this statement and the commit only."""
+    """A hold's settlement: free ``reserved_ucr`` of the wallet's reservation
+    and debit ``charge_ucr`` in one relative UPDATE, then write the charge's
+    usage event (``event``, without ``balance_after_ucr``: the balance that
+    UPDATE returns), its ``usage`` entry and ``also`` (the caller's rollup
+    statement). The event's pk and the new balance.
+
+    In the caller's write transaction, which holds the wallet's lock (SQLite
+    ``BEGIN IMMEDIATE``; PostgreSQL locks the row with the UPDATE). On
+    PostgreSQL all of it is one statement, so that lock is held for one
+    statement and the commit.
+    """
     params = {"reserved": reserved_ucr, "charge": charge_ucr, "id": wallet_id}
-    return _event_statement(cur, (_SETTLE_RESERVED, params), -charge_ucr, event, entry_memo, also)
+    if not cur.is_sqlite:
+        return _event_statement(
+            cur, (_SETTLE_RESERVED, params), -charge_ucr, event, entry_memo, also
+        )
+    row = cur.execute(_SETTLE_RESERVED, params).fetchone()
+    if row is None:
+        raise StaleBalance(f"wallet {wallet_id} is gone")
+    outbox.note_balances(cur, [row])
+    balance = int(row[3])  # ALERT_COLUMNS' balance_ucr
+    (event_pk,) = cur.insert_with_ids("usage_events", [{**event, "balance_after_ucr": balance}])
+    entry = UsageEntry(
+        wallet_id, -charge_ucr, balance, f"usage:{event_pk}", event["credits_per_usd"], entry_memo
+    )
+    post_usage_entries(cur, [entry], created_at)
+    also_sql, also_params = also
+    cur.execute(also_sql, also_params)
+    return event_pk, balance
 
 
 def _event_statement(
@@ -270,24 +296,15 @@ def _event_statement(
     entry_memo: str,
     also: tuple[str, Mapping[str, Any]],
 ) -> tuple[int, int]:
-    """The balance ``UPDATE … RETURNING ALERT_COLUMNS`` (wallet ``:id``), then
-    the event (its ``balance_after_ucr`` the balance that UPDATE returned), the
-    entry and ``also``, as one statement; (event pk, new balance)."""
+    """PostgreSQL: the balance ``UPDATE … RETURNING ALERT_COLUMNS`` (wallet
+    ``:id``), then the event (its ``balance_after_ucr`` the balance that UPDATE
+    returned), the entry and ``also``, as one statement; (event pk, new balance)."""
     (balance_sql, balance_params), (also_sql, also_params) = balance, also
-    columns = ", ".join(event)
-    values = ", ".join(
-        "(SELECT balance_ucr FROM bal)" if c == "balance_after_ucr" else f":ev_{c}" for c in event
-    )
+    columns = tuple(c for c in event if c != "balance_after_ucr")
     row = cur.execute(
-        f"WITH bal AS ({balance_sql}),"
-        f" ev AS (INSERT INTO usage_events ({columns}) VALUES ({values}) RETURNING id),"
-        " led AS (INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
-        " reference, credits_per_usd, memo, created_at) SELECT :id, :amount, bal.balance_ucr,"
-        f" '{LedgerKind.USAGE}', 'usage:' || ev.id, :rate, :memo, :created_at FROM ev, bal),"
-        f" also AS ({also_sql})"
-        " SELECT ev.id, bal.* FROM ev, bal",
+        _event_sql(balance_sql, columns, also_sql),
         {
-            **{f"ev_{c}": v for c, v in event.items() if c != "balance_after_ucr"},
+            **{f"ev_{c}": event[c] for c in columns},
             **also_params,
             **balance_params,
             "amount": amount_ucr,
@@ -302,22 +319,20 @@ def _event_statement(
     return int(row[0]), int(row[4])  # ALERT_COLUMNS' balance_ucr
 
 
-def settle_reserved(cur: RawCursor, wallet_id: int, reserved_ucr: int, charge_ucr: int) -> int:
-    """Free ``reserved_ucr`` of a wallet's reservation and debit ``charge_ucr``
-    from its balance: one statement. The new balance, for the caller's entry.
-
-    In the caller's write transaction, which holds the wallet's lock (SQLite
-    ``BEGIN IMMEDIATE``; PostgreSQL locks the row with this UPDATE), so the
-    returned balance is exactly the one this change produced. The caller
-    posts the matching entry (``post_usage_entries``) when the charge is not 0.
-    """
-    row = cur.execute(
-        _SETTLE_RESERVED, {"reserved": reserved_ucr, "charge": charge_ucr, "id": wallet_id}
-    ).fetchone()
-    if row is None:
-        raise StaleBalance(f"wallet {wallet_id} is gone")
-    outbox.note_balances(cur, [row])
-    return int(row[3])  # ALERT_COLUMNS' balance_ucr
+@lru_cache(maxsize=16)
+def _event_sql(balance_sql: str, columns: tuple[str, ...], also_sql: str) -> str:
+    """The text of ``_event_statement`` (a few shapes, built once each)."""
+    names = ", ".join((*columns, "balance_after_ucr"))
+    values = ", ".join((*(f":ev_{c}" for c in columns), "(SELECT balance_ucr FROM bal)"))
+    return (
+        f"WITH bal AS ({balance_sql}),"
+        f" ev AS (INSERT INTO usage_events ({names}) VALUES ({values}) RETURNING id),"
+        " led AS (INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
+        " reference, credits_per_usd, memo, created_at) SELECT :id, :amount, bal.balance_ucr,"
+        f" '{LedgerKind.USAGE}', 'usage:' || ev.id, :rate, :memo, :created_at FROM ev, bal),"
+        f" also AS ({also_sql})"
+        " SELECT ev.id, bal.* FROM ev, bal"
+    )
 
 
 def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at: datetime) -> None:
