@@ -110,13 +110,19 @@ def test_a_chat_turns_hold_is_counted_like_a_gateway_calls(
     assert hold_deltas(taken, after) == {"taken": 0, "settled": 1, "released": 0, "expired": 0}
 
 
+def paid_checkout(client: FlaskClient, fake_stripe: FakeStripe) -> str:
+    """A $25 checkout the stand-in Stripe has marked paid; its session id."""
+    checkout(client, 25)
+    session_id = fake_stripe.last_session_id()
+    fake_stripe.complete(session_id)
+    return session_id
+
+
 def test_a_top_up_credited_by_the_webhook_is_counted_once(
     buyer: tuple[FlaskClient, Billing], fake_stripe: FakeStripe
 ) -> None:
     client, billing = buyer
-    checkout(client, 25)
-    session_id = fake_stripe.last_session_id()
-    fake_stripe.complete(session_id)
+    session_id = paid_checkout(client, fake_stripe)
     before = scrape(client)
     payload = session_event("evt_paid", "checkout.session.completed", session_id)
     assert webhook(client, payload).get_json()["outcome"] == "processed"
@@ -135,9 +141,7 @@ def test_a_top_up_credited_by_the_success_page_is_counted_once(
     buyer: tuple[FlaskClient, Billing], fake_stripe: FakeStripe
 ) -> None:
     client, _ = buyer
-    checkout(client, 25)
-    session_id = fake_stripe.last_session_id()
-    fake_stripe.complete(session_id)
+    session_id = paid_checkout(client, fake_stripe)
     before = scrape(client)
     for _ in range(2):
         assert client.get(f"/pricing/success?session_id={session_id}").status_code == 200
