@@ -15,6 +15,7 @@ from core.db import Database
 from core.dify import DifyChat
 from core.gateway.service import Gateway, GatewaySettings
 from core.gateway.upstream_client import Timeouts, UpstreamClient
+from core.integration_keys import RecentKeys
 from core.mailer import MailServer
 from core.outbox_worker import OutboxDeliverer, OutboxThread
 from core.passwords import Passwords
@@ -41,6 +42,7 @@ def create_app(
         wait_seconds=app.config["PASSWORD_HASH_WAIT_SECONDS"],
     )
     app.extensions["creditline.prices"] = PriceBookCache()
+    app.extensions["creditline.recent_keys"] = RecentKeys()
     app.extensions["creditline.closed_days"] = ClosedDays(app.extensions["creditline.db"])
     app.extensions["creditline.signature_failures"] = signature_failures.Recorder(
         app.extensions["creditline.db"]

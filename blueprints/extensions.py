@@ -8,6 +8,7 @@ from core.analytics import ClosedDays
 from core.db import Database
 from core.dify import DifyChat
 from core.gateway.service import Gateway
+from core.integration_keys import RecentKeys
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
 from core.secret_box import SecretBox
@@ -26,6 +27,11 @@ def database() -> Database:
 def closed_days() -> ClosedDays:
     """This app's cache of analytics totals for days that can no longer change."""
     return current_app.extensions["creditline.closed_days"]
+
+
+def recent_keys() -> RecentKeys:
+    """Integration keys this process has authenticated (``core.integration_keys``)."""
+    return current_app.extensions["creditline.recent_keys"]
 
 
 def passwords() -> Passwords:

@@ -167,7 +167,10 @@ class Database:
         with commit_hooks.transaction(), self._writers(), self._raw() as cursor:
             if self.is_sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
+            else:  # sent with the first statement (core.rawdb)
+                cursor.begin_pending = True
             yield cursor
+            cursor.begin_pending = False  # no statement ran: nothing to commit
             cursor.connection.commit()
         self.notify_committed()
 
@@ -175,18 +178,11 @@ class Database:
     def raw_read(self) -> Iterator[RawCursor]:
         """A plain DBAPI cursor for a read or two outside any session.
 
-        On PostgreSQL the connection is in autocommit for the read, so each
+        On PostgreSQL the raw connections are in autocommit, so each
         statement is its own snapshot and costs one round trip (no BEGIN and
-        ROLLBACK around it); ``_give_back`` turns autocommit off again before
-        the connection can serve a write."""
+        ROLLBACK around it)."""
         with self._raw() as cursor:
-            if self.is_sqlite:
-                yield cursor
-                return
-            cursor.connection.dbapi_connection.autocommit = True
             yield cursor
-            if not cursor.connection.dbapi_connection.autocommit:
-                cursor.connection.rollback()  # replaced by a fresh one mid-read (_replace_dead)
 
     @contextmanager
     def _raw(self) -> Iterator[RawCursor]:
@@ -247,24 +243,14 @@ class Database:
             return False
         return True
 
-    @staticmethod
-    def _transactional(cursor: RawCursor) -> bool:
-        """Turn a read's autocommit off (a write on this connection must be one
-        transaction); a connection that cannot is closed and not reused."""
-        connection = cursor.connection.dbapi_connection
-        if not connection.autocommit:
-            return True
-        try:
-            connection.autocommit = False
-        except Exception:
-            with contextlib.suppress(Exception):
-                cursor.connection.close()
-            return False
-        return True
-
     def _connect(self) -> Any:
+        """A DBAPI connection of our own; on PostgreSQL in autocommit (a write
+        sends its own BEGIN: ``raw_write``)."""
         fairy = self.engine.raw_connection()
         fairy.detach()  # ours now; the pool no longer counts it
+        if not self.is_sqlite:
+            fairy.rollback()  # whatever the connect listeners began
+            fairy.dbapi_connection.autocommit = True
         return fairy
 
     def _replace_dead(self, cursor: RawCursor, exc: Exception) -> bool:
@@ -281,8 +267,7 @@ class Database:
 
     def _give_back(self, cursor: RawCursor) -> None:
         cursor.first_failed = None
-        if not self.is_sqlite and not self._transactional(cursor):
-            return
+        cursor.begin_pending = False
         with self._idle_lock:
             if len(self._idle) < self._max_idle:
                 self._idle.append(cursor)

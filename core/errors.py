@@ -160,6 +160,13 @@ class Conflict(UsageError):
     code = "conflict"
 
 
+class KeyRevoked(UsageError):
+    """Raised when a request's integration key was revoked after it
+    authenticated (found in the request's own write transaction)."""
+
+    code = "unauthorized"
+
+
 class UsageRejected(UsageError):
     """Raised when a usage event was recorded as rejected and not charged.
 

@@ -18,6 +18,12 @@ A cursor lent on a connection that sat idle may find that connection dead
 decides whether the connection is gone and, if so, puts the cursor on a fresh
 connection, and the statement runs once more. Nothing ran before it in the
 transaction, so nothing is lost or done twice.
+
+On PostgreSQL the connections are in autocommit, and a write transaction's
+``BEGIN`` is sent together with its first statement, in one round trip
+(``begin_pending``, set by ``Database.raw_write``); ``execute_all`` sends
+several queries in one round trip the same way. psycopg's own transaction
+start would cost a round trip of its own.
 """
 
 from __future__ import annotations
@@ -46,31 +52,59 @@ class RawCursor:
 
     def __init__(self, cursor: Any, is_sqlite: bool, connection: Any = None) -> None:
         self._cursor = cursor
-        self.connection = connection  # the DBAPI connection, when lent by Database
+        self.connection = connection  # the DBAPI connection (pool wrapper), if known
         self.is_sqlite = is_sqlite
         self._translated: dict[str, str] = _SQL_CACHE[is_sqlite]
         # Set until the first statement has run; see the module docstring.
         self.first_failed: Callable[[RawCursor, Exception], bool] | None = None
+        # PostgreSQL: the transaction's BEGIN goes out with its first statement.
+        self.begin_pending = False
 
     def rebind(self, connection: Any) -> None:
         """Carry on on ``connection`` (a fresh one replacing a dead one)."""
         self.connection = connection
         self._cursor = connection.cursor()
 
-    def _first(self, run: Callable[[], None]) -> None:
+    def _first(self, statements: Sequence[tuple[str, Params | None]]) -> list[Any]:
+        """The transaction's first statements (see ``execute_all``), with its
+        pending BEGIN, and once more on a fresh connection if the hook says
+        the lent one was dead."""
         hook, self.first_failed = self.first_failed, None
+        begin, self.begin_pending = self.begin_pending, False
         try:
-            run()
+            return self._send(statements, begin)
         except Exception as exc:
             if hook is None or not hook(self, exc):
                 raise
-            run()
+            return self._send(statements, begin)
+
+    def _send(self, statements: Sequence[tuple[str, Params | None]], begin: bool) -> list[Any]:
+        """Run ``statements``; the DBAPI cursor holding each one's result. On
+        PostgreSQL several, or one after a pending BEGIN, go out together in
+        one round trip (a psycopg pipeline; each statement still sees what the
+        ones before it did)."""
+        if self.is_sqlite or (len(statements) == 1 and not begin):
+            cursors = []
+            for sql, params in statements:
+                cursor = self._cursor if not cursors else self.connection.cursor()
+                cursor.execute(self._sql(sql), params or {})
+                cursors.append(cursor)
+            return cursors
+        connection = self.connection.dbapi_connection
+        cursors = [self._cursor, *(connection.cursor() for _ in statements[1:])]
+        with connection.pipeline():
+            if begin:
+                connection.execute("BEGIN")
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(self._sql(sql), params or {})
+        return cursors
 
     @classmethod
     def of_session(cls, session: Session) -> RawCursor:
         """The cursor of ``session``'s own transaction (same snapshot, same locks)."""
         connection = session.connection()
-        return cls(connection.connection.cursor(), connection.dialect.name == "sqlite")
+        dbapi = connection.connection
+        return cls(dbapi.cursor(), connection.dialect.name == "sqlite", dbapi)
 
     def _sql(self, sql: str) -> str:
         text = self._translated.get(sql)
@@ -80,15 +114,25 @@ class RawCursor:
         return text
 
     def execute(self, sql: str, params: Params | None = None) -> RawCursor:
-        if self.first_failed is not None:
-            self._first(lambda: self._cursor.execute(self._sql(sql), params or {}))
+        if self.first_failed is not None or self.begin_pending:
+            self._first([(sql, params)])
             return self
         self._cursor.execute(self._sql(sql), params or {})
         return self
 
+    def execute_all(self, statements: Sequence[tuple[str, Params | None]]) -> list[list[Any]]:
+        """Several queries, in order; each one's rows. On PostgreSQL they take
+        one round trip together (with the transaction's BEGIN, if pending)."""
+        if self.first_failed is not None or self.begin_pending:
+            cursors = self._first(statements)
+        else:
+            cursors = self._send(statements, begin=False)
+        return [cursor.fetchall() for cursor in cursors]
+
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        if self.first_failed is not None and rows:
-            self._first(lambda: self.executemany(sql, rows))
+        if (self.first_failed is not None or self.begin_pending) and rows:
+            self._first([(sql, rows[0])])
+            self.executemany(sql, rows[1:])
         elif len(rows) == 1:  # psycopg pipelines executemany: worth it for many rows only
             self._cursor.execute(self._sql(sql), rows[0])
         elif rows:
@@ -124,6 +168,8 @@ class RawCursor:
         if len(rows) == 1:  # one statement, both databases
             return [self.scalar(_insert_sql(table, columns) + " RETURNING id", rows[0])]
         if not self.is_sqlite:
+            if self.first_failed is not None or self.begin_pending:
+                self._first([("SELECT 1", None)])  # a transaction never starts here in practice
             sql = _insert_sql(table, columns) + " RETURNING id"
             self._cursor.executemany(self._sql(sql), rows, returning=True)
             ids = []

@@ -10,11 +10,15 @@ One transaction per request
    or setting changed (``core.pricebook``).
 2. The request's event ids already stored for this integration key (a replay
    returns the stored outcome; a reused id with another payload is a
-   conflict). Steps 1 and 2 are one statement.
-3. The users and wallets named by the new events, with their balances. On
+   conflict). Steps 1 and 2 are one statement, which also reads the
+   integration key: one revoked since the request authenticated (the API
+   remembers keys it has seen, ``integration_keys.RecentKeys``) is refused
+   with ``KeyRevoked`` and nothing is written.
+3. The users and wallets named by the events, with their balances. On
    SQLite the transaction began ``IMMEDIATE``, so no other writer can move a
    balance until we commit; PostgreSQL takes the wallet rows ``FOR UPDATE``
-   (in id order, so two batches cannot deadlock).
+   (in id order, so two batches cannot deadlock). On PostgreSQL this query,
+   step 1's and the BEGIN take one round trip (``RawCursor.execute_all``).
 4. In Python, in request order: price each event with the exact integer
    formula, apply the checks (user, model, caps) and debit the balance we hold
    unless the available credits (balance − what running calls reserved,
@@ -56,6 +60,7 @@ from core.errors import (
     Conflict,
     DomainError,
     InsufficientCredits,
+    KeyRevoked,
     LimitExceeded,
     ModelDisabled,
     UnknownModel,
@@ -200,9 +205,18 @@ def charge(
     now: datetime,
 ) -> list[UsageResult]:
     """Steps 1-5 of the module docstring, in the caller's write transaction."""
-    version, stored = _version_and_stored(cur, key_id, [p.report.event_id for p in reports])
+    stored_sql = _version_and_stored(cur, key_id, [p.report.event_id for p in reports])
+    accounts_sql = _lock_accounts(cur, [p.email for p in reports])
+    version_rows, account_rows = cur.execute_all([stored_sql, accounts_sql])
+    if not version_rows:
+        raise KeyRevoked("This integration key has been revoked.")
+    version = version_rows[0][0]
+    stored = {row[1]: _Stored(*row[2:]) for row in version_rows if row[1] is not None}
     book = prices.at_version(cur, version)
-    accounts = _lock_accounts(cur, [p.email for p in reports if p.report.event_id not in stored])
+    accounts = {
+        email: _Account(uid, bool(disabled), wid, bal, reserved)
+        for email, uid, disabled, wid, bal, reserved in account_rows
+    }
     writes = _Writes(cur, key_id, book, now, accounts)
     results: list[UsageResult] = []
     for prepared in reports:
@@ -219,35 +233,31 @@ def charge(
 
 def _version_and_stored(
     cur: RawCursor, key_id: int, event_ids: list[str]
-) -> tuple[int, dict[str, _Stored]]:
-    """Steps 1 and 2 in one statement: ``config_version`` and the request's
-    event ids already stored for this key (``config_version`` has one row)."""
+) -> tuple[str, dict[str, Any]]:
+    """Steps 1 and 2 as one query: ``config_version`` and the request's event
+    ids already stored for this key (``config_version`` has one row). No row
+    at all: the key is no longer active."""
     where, params = cur.is_one_of("e.event_id", "event_id", event_ids)
-    rows = cur.execute(
+    return (
         "SELECT v.version, e.event_id, e.payload_hash, e.status, e.reason_code, e.reason,"
-        " e.cost_ucr, e.balance_after_ucr FROM config_version v LEFT JOIN usage_events e"
-        f" ON e.integration_key_id = :key_id AND {where}",
+        " e.cost_ucr, e.balance_after_ucr FROM config_version v"
+        " JOIN integration_keys k ON k.id = :key_id AND k.revoked_at IS NULL"
+        f" LEFT JOIN usage_events e ON e.integration_key_id = :key_id AND {where}",
         {"key_id": key_id, **params},
-    ).fetchall()
-    stored = {row[1]: _Stored(*row[2:]) for row in rows if row[1] is not None}
-    return rows[0][0], stored
+    )
 
 
-def _lock_accounts(cur: RawCursor, emails: list[str]) -> dict[str, _Account]:
-    if not emails:
-        return {}
+def _lock_accounts(cur: RawCursor, emails: list[str]) -> tuple[str, dict[str, Any]]:
+    """Step 3 as a query: the users and wallets named (PostgreSQL locks the
+    wallets, in id order), replayed events' too: it goes out with step 1's."""
     where, params = cur.is_one_of("u.email", "email", emails)
     lock = "" if cur.is_sqlite else " FOR UPDATE OF w"
-    rows = cur.execute(
+    return (
         "SELECT u.email, u.id, u.is_disabled, w.id, w.balance_ucr, w.reserved_ucr"
         " FROM users u JOIN wallets w ON w.user_id = u.id"
         f" WHERE {where} ORDER BY w.id{lock}",
         params,
-    ).fetchall()
-    return {
-        email: _Account(uid, bool(disabled), wid, bal, reserved)
-        for email, uid, disabled, wid, bal, reserved in rows
-    }
+    )
 
 
 def _replay(event_id: str, payload_hash: str, row: _Stored) -> UsageResult:

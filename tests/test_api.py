@@ -153,7 +153,9 @@ def test_missing_or_bad_key_is_401(client: FlaskClient, header: str | None) -> N
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_revoked_key_is_401(api: Api, billing: Billing) -> None:
+def test_revoked_key_is_401(api: Api, billing: Billing, client: FlaskClient) -> None:
+    """The key was used (so this process remembers it) before it was revoked:
+    every endpoint refuses it at once, and nothing is charged or stored."""
     from core import audit, integration_keys
 
     billing.user("alice@example.com", 100 * CR)
@@ -161,7 +163,36 @@ def test_revoked_key_is_401(api: Api, billing: Billing) -> None:
     with billing.db.write() as s:
         key_id = s.scalars(select(IntegrationKey.id).order_by(IntegrationKey.id)).all()[-1]
         integration_keys.revoke(s, audit.CLI, key_id)
-    assert api.usage(event_id="msg-2").status_code == 401
+    headers = {"Authorization": f"Bearer {api.key}"}
+    batch = {"events": [event(event_id="msg-3")]}
+    for _ in range(2):  # found revoked in the transaction, then at the door
+        refused = api.usage(event_id="msg-2")
+        assert refused.status_code == 401
+        assert refused.get_json()["error"]["code"] == "unauthorized"
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.post("/api/v1/usage/batch", json=batch, headers=headers).status_code == 401
+    assert client.get("/api/v1/balance?user=alice@example.com", headers=headers).status_code == 401
+    assert billing.balance("alice@example.com") == 95_500_000
+    with billing.db.read_session() as s:
+        assert s.scalars(select(UsageEvent.event_id)).all() == ["msg-7f3a"]
+
+
+def test_a_remembered_key_revoked_mid_batch_is_refused_in_the_transaction(
+    api: Api, billing: Billing, client: FlaskClient
+) -> None:
+    """The batch endpoint trusts a remembered key at the door too."""
+    from core import audit, integration_keys
+
+    billing.user("alice@example.com", 100 * CR)
+    headers = {"Authorization": f"Bearer {api.key}"}
+    first = {"events": [event(event_id="b-1")]}
+    assert client.post("/api/v1/usage/batch", json=first, headers=headers).status_code == 200
+    with billing.db.write() as s:
+        key_id = s.scalars(select(IntegrationKey.id).order_by(IntegrationKey.id)).all()[-1]
+        integration_keys.revoke(s, audit.CLI, key_id)
+    second = {"events": [event(event_id="b-2")]}
+    assert client.post("/api/v1/usage/batch", json=second, headers=headers).status_code == 401
+    assert billing.balance("alice@example.com") == 95_500_000
 
 
 def test_wrong_secret_with_a_real_prefix_is_401(api: Api) -> None:
