@@ -71,7 +71,7 @@ from core.enums import HoldStatus, UsageStatus
 from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
 from core.ledger import settle_charge
 from core.pricing import format_credits, usage_cost_ucr
-from core.rawdb import RawCursor
+from core.rawdb import RawCursor, insert_sql
 from core.usage_debits import rollup_upsert
 
 
@@ -164,62 +164,66 @@ def take(
     """
     expire_overdue(cur, now, wallet_id=request.wallet_id)
     amount = request.amount_ucr
-    changed = cur.execute(
-        "UPDATE wallets SET reserved_ucr = reserved_ucr + :amount"
-        " WHERE id = :w AND balance_ucr - reserved_ucr >= :need",
-        {"amount": amount, "w": request.wallet_id, "need": amount - request.overdraft_ucr},
-    ).rowcount
-    if changed != 1:
+    snap = request.snapshot
+    expires_at = now + request.ttl
+    hold = {
+        "wallet_id": request.wallet_id,
+        "user_id": request.user_id,
+        "user_key_id": request.user_key_id,
+        "model_id": snap.model_id,
+        "source": request.source,
+        "amount_ucr": amount,
+        "max_input_tokens": request.max_input_tokens,
+        "max_output_tokens": request.max_output_tokens,
+        "credits_per_usd": snap.credits_per_usd,
+        "input_price_uusd_per_m": snap.input_uusd_per_m,
+        "output_price_uusd_per_m": snap.output_uusd_per_m,
+        "rate_version_id": snap.rate_version_id,
+        "price_version_id": snap.price_version_id,
+        "status": HoldStatus.ACTIVE.value,
+        "shortfall_ucr": 0,
+        "created_at": cur.db_value(now),
+        "expires_at": cur.db_value(expires_at),
+    }
+    # All of it in one round trip on PostgreSQL (RawCursor.execute_all), each
+    # statement after the one before; any refusal below rolls all of it back.
+    # The count runs once the wallet's UPDATE holds its lock.
+    params = {"amount": amount, "w": request.wallet_id, "k": request.user_key_id}
+    statements = [(_TAKE_WALLET, {**params, "need": amount - request.overdraft_ucr})]
+    if max_active is not None:
+        statements.append((_COUNT_ACTIVE, params))
+    if request.user_key_id is not None:
+        statements.append((_TAKE_KEY, params))
+    statements.append((insert_sql("holds", list(hold)) + " RETURNING id", hold))
+    results = iter(cur.execute_all(statements))
+    if not next(results):
         raise _available_error(cur, request.wallet_id, amount)
     if max_active is not None:
-        running = cur.scalar(
-            "SELECT COUNT(*) FROM holds WHERE wallet_id = :w AND status = 'active'",
-            {"w": request.wallet_id},
-        )
+        [(running,)] = next(results)
         if running >= max_active:
             raise ConcurrencyLimited(
                 f"You already have {running} calls running; wait for one to finish.",
                 retry_after=1,
             )
-    if request.user_key_id is not None:
-        changed = cur.execute(
-            "UPDATE user_api_keys SET reserved_ucr = reserved_ucr + :amount WHERE id = :k"
-            " AND (limit_ucr IS NULL OR spent_ucr + reserved_ucr + :amount <= limit_ucr)",
-            {"amount": amount, "k": request.user_key_id},
-        ).rowcount
-        if changed != 1:
-            raise KeyLimitReached(
-                "This call may cost more than is left of this key's credit limit.",
-                required=format_credits(amount),
-            )
-    snap = request.snapshot
-    expires_at = now + request.ttl
-    (hold_id,) = cur.insert_with_ids(
-        "holds",
-        [
-            {
-                "wallet_id": request.wallet_id,
-                "user_id": request.user_id,
-                "user_key_id": request.user_key_id,
-                "model_id": snap.model_id,
-                "source": request.source,
-                "amount_ucr": amount,
-                "max_input_tokens": request.max_input_tokens,
-                "max_output_tokens": request.max_output_tokens,
-                "credits_per_usd": snap.credits_per_usd,
-                "input_price_uusd_per_m": snap.input_uusd_per_m,
-                "output_price_uusd_per_m": snap.output_uusd_per_m,
-                "rate_version_id": snap.rate_version_id,
-                "price_version_id": snap.price_version_id,
-                "status": HoldStatus.ACTIVE.value,
-                "shortfall_ucr": 0,
-                "created_at": cur.db_value(now),
-                "expires_at": cur.db_value(expires_at),
-            }
-        ],
-    )
+    if request.user_key_id is not None and not next(results):
+        raise KeyLimitReached(
+            "This call may cost more than is left of this key's credit limit.",
+            required=format_credits(amount),
+        )
+    [(hold_id,)] = next(results)
     metrics.count_hold("taken")
     return Hold(hold_id, request, amount, expires_at)
+
+
+_TAKE_WALLET = (
+    "UPDATE wallets SET reserved_ucr = reserved_ucr + :amount"
+    " WHERE id = :w AND balance_ucr - reserved_ucr >= :need RETURNING id"
+)
+_COUNT_ACTIVE = "SELECT COUNT(*) FROM holds WHERE wallet_id = :w AND status = 'active'"
+_TAKE_KEY = (
+    "UPDATE user_api_keys SET reserved_ucr = reserved_ucr + :amount WHERE id = :k"
+    " AND (limit_ucr IS NULL OR spent_ucr + reserved_ucr + :amount <= limit_ucr) RETURNING id"
+)
 
 
 def _close(cur: RawCursor, hold_id: int, status: HoldStatus, now: datetime, **values: Any) -> bool:

@@ -166,11 +166,11 @@ class RawCursor:
             return []
         columns = list(rows[0])
         if len(rows) == 1:  # one statement, both databases
-            return [self.scalar(_insert_sql(table, columns) + " RETURNING id", rows[0])]
+            return [self.scalar(insert_sql(table, columns) + " RETURNING id", rows[0])]
         if not self.is_sqlite:
             if self.first_failed is not None or self.begin_pending:
                 self._first([("SELECT 1", None)])  # a transaction never starts here in practice
-            sql = _insert_sql(table, columns) + " RETURNING id"
+            sql = insert_sql(table, columns) + " RETURNING id"
             self._cursor.executemany(self._sql(sql), rows, returning=True)
             ids = []
             while True:
@@ -180,7 +180,7 @@ class RawCursor:
         start = self.scalar(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")
         ids = list(range(start, start + len(rows)))
         self.executemany(
-            _insert_sql(table, ["id", *columns]),
+            insert_sql(table, ["id", *columns]),
             [{**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)],
         )
         return ids
@@ -221,7 +221,8 @@ class RawCursor:
         self._cursor.close()
 
 
-def _insert_sql(table: str, columns: Sequence[str]) -> str:
+def insert_sql(table: str, columns: Sequence[str]) -> str:
+    """``INSERT INTO table (columns) VALUES (:column, …)``."""
     names = ", ".join(columns)
     return f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + c for c in columns)})"
 
