@@ -15,11 +15,11 @@ from core.db import Database
 from core.dify import DifyChat
 from core.gateway.service import Gateway, GatewaySettings
 from core.gateway.upstream_client import Timeouts, UpstreamClient
-from core.integration_keys import RecentKeys
 from core.mailer import MailServer
 from core.outbox_worker import OutboxDeliverer, OutboxThread
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
+from core.recent_keys import RecentKeys
 from core.secret_box import SecretBox, load_or_create_encryption_key
 from core.stripe_gateway import StripeGateway
 
@@ -42,7 +42,8 @@ def create_app(
         wait_seconds=app.config["PASSWORD_HASH_WAIT_SECONDS"],
     )
     app.extensions["creditline.prices"] = PriceBookCache()
-    app.extensions["creditline.recent_keys"] = RecentKeys()
+    app.extensions["creditline.recent_keys"] = RecentKeys()  # integration keys
+    app.extensions["creditline.recent_holders"] = RecentKeys()  # users' keys (/v1)
     app.extensions["creditline.closed_days"] = ClosedDays(app.extensions["creditline.db"])
     app.extensions["creditline.signature_failures"] = signature_failures.Recorder(
         app.extensions["creditline.db"]

@@ -8,12 +8,14 @@ from core.analytics import ClosedDays
 from core.db import Database
 from core.dify import DifyChat
 from core.gateway.service import Gateway
-from core.integration_keys import RecentKeys
+from core.integration_keys import AuthenticatedKey
 from core.passwords import Passwords
 from core.pricebook import PriceBookCache
+from core.recent_keys import RecentKeys
 from core.secret_box import SecretBox
 from core.signature_failures import Recorder
 from core.stripe_gateway import StripeGateway
+from core.user_keys import KeyHolder
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -29,9 +31,14 @@ def closed_days() -> ClosedDays:
     return current_app.extensions["creditline.closed_days"]
 
 
-def recent_keys() -> RecentKeys:
-    """Integration keys this process has authenticated (``core.integration_keys``)."""
+def recent_keys() -> RecentKeys[AuthenticatedKey]:
+    """Integration keys this process has authenticated (``core.recent_keys``)."""
     return current_app.extensions["creditline.recent_keys"]
+
+
+def recent_holders() -> RecentKeys[KeyHolder]:
+    """Users' keys this process has authenticated for ``/v1`` (``core.recent_keys``)."""
+    return current_app.extensions["creditline.recent_holders"]
 
 
 def passwords() -> Passwords:

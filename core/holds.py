@@ -68,7 +68,14 @@ from typing import Any
 
 from core import metrics, outbox
 from core.enums import HoldStatus, UsageStatus
-from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
+from core.errors import (
+    ConcurrencyLimited,
+    DomainError,
+    InsufficientCredits,
+    KeyLimitReached,
+    Unauthenticated,
+    UserDisabled,
+)
 from core.ledger import settle_charge
 from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor, insert_sql
@@ -139,15 +146,34 @@ class Settlement:
     duplicate: bool
 
 
-def _available_error(cur: RawCursor, wallet_id: int, amount: int) -> InsufficientCredits:
-    available = cur.scalar(
-        "SELECT balance_ucr - reserved_ucr FROM wallets WHERE id = :w", {"w": wallet_id}
-    )
+def _wallet_refusal(cur: RawCursor, wallet_id: int, amount: int) -> DomainError:
+    """Why the wallet refused a hold: its user is disabled, or too little is available."""
+    available, disabled = cur.execute(
+        "SELECT w.balance_ucr - w.reserved_ucr, u.is_disabled FROM wallets w"
+        " JOIN users u ON u.id = w.user_id WHERE w.id = :w",
+        {"w": wallet_id},
+    ).fetchone()
+    if disabled:
+        return UserDisabled("This account is disabled.")
     return InsufficientCredits(
         f"This call may cost up to {format_credits(amount)} credits; "
         f"{format_credits(available)} are available.",
         required=format_credits(amount),
         available=format_credits(available),
+    )
+
+
+def _key_refusal(cur: RawCursor, key_id: int, amount: int, now: datetime) -> DomainError:
+    """Why the key refused a hold: revoked or expired, or its credit limit."""
+    revoked_at, expires_at = cur.execute(
+        "SELECT revoked_at, expires_at FROM user_api_keys WHERE id = :k", {"k": key_id}
+    ).fetchone()
+    expires = cur.to_datetime(expires_at)
+    if revoked_at is not None or (expires is not None and expires <= now):
+        return Unauthenticated("This API key has been revoked or has expired.")
+    return KeyLimitReached(
+        "This call may cost more than is left of this key's credit limit.",
+        required=format_credits(amount),
     )
 
 
@@ -161,6 +187,10 @@ def take(
     holds, ``ConcurrencyLimited``; the caller's transaction must then roll
     back. The count is taken under the wallet's lock, so it holds across
     processes and servers.
+
+    The same statements refuse a disabled user (``UserDisabled``) and a key
+    revoked or expired (``Unauthenticated``): the gateway trusts a key it has
+    seen before without a query (``core.recent_keys``) because of this.
     """
     expire_overdue(cur, now, wallet_id=request.wallet_id)
     amount = request.amount_ucr
@@ -188,7 +218,12 @@ def take(
     # All of it in one round trip on PostgreSQL (RawCursor.execute_all), each
     # statement after the one before; any refusal below rolls all of it back.
     # The count runs once the wallet's UPDATE holds its lock.
-    params = {"amount": amount, "w": request.wallet_id, "k": request.user_key_id}
+    params = {
+        "amount": amount,
+        "w": request.wallet_id,
+        "k": request.user_key_id,
+        "now": cur.db_value(now),
+    }
     statements = [(_TAKE_WALLET, {**params, "need": amount - request.overdraft_ucr})]
     if max_active is not None:
         statements.append((_COUNT_ACTIVE, params))
@@ -197,7 +232,7 @@ def take(
     statements.append((insert_sql("holds", list(hold)) + " RETURNING id", hold))
     results = iter(cur.execute_all(statements))
     if not next(results):
-        raise _available_error(cur, request.wallet_id, amount)
+        raise _wallet_refusal(cur, request.wallet_id, amount)
     if max_active is not None:
         [(running,)] = next(results)
         if running >= max_active:
@@ -206,10 +241,7 @@ def take(
                 retry_after=1,
             )
     if request.user_key_id is not None and not next(results):
-        raise KeyLimitReached(
-            "This call may cost more than is left of this key's credit limit.",
-            required=format_credits(amount),
-        )
+        raise _key_refusal(cur, request.user_key_id, amount, now)
     [(hold_id,)] = next(results)
     metrics.count_hold("taken")
     return Hold(hold_id, request, amount, expires_at)
@@ -217,11 +249,14 @@ def take(
 
 _TAKE_WALLET = (
     "UPDATE wallets SET reserved_ucr = reserved_ucr + :amount"
-    " WHERE id = :w AND balance_ucr - reserved_ucr >= :need RETURNING id"
+    " WHERE id = :w AND balance_ucr - reserved_ucr >= :need"
+    " AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = wallets.user_id AND u.is_disabled)"
+    " RETURNING id"
 )
 _COUNT_ACTIVE = "SELECT COUNT(*) FROM holds WHERE wallet_id = :w AND status = 'active'"
 _TAKE_KEY = (
     "UPDATE user_api_keys SET reserved_ucr = reserved_ucr + :amount WHERE id = :k"
+    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)"
     " AND (limit_ucr IS NULL OR spent_ucr + reserved_ucr + :amount <= limit_ucr) RETURNING id"
 )
 

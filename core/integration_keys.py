@@ -6,12 +6,8 @@ only the SHA-256 of the whole key is stored. A key has ~256 bits of entropy,
 so a fast hash is enough (slow hashes defend guessable passwords), and the
 comparison is constant-time. The full key is shown exactly once, at creation.
 
-``RecentKeys`` spares the usage endpoints the key's SELECT on every request:
-a key that authenticated once is found again by its digest, in this process.
-Such a key is trusted only by a caller that checks it again in the write
-transaction that acts on it (``core.usage_debits`` reads ``revoked_at`` in the
-statement that reads the config version), so a key revoked in any process is
-refused from its next request on, as without the cache.
+The usage endpoints find a key they have seen before in ``core.recent_keys``
+and check it again in their write transaction (``core.usage_debits``).
 """
 
 from __future__ import annotations
@@ -90,33 +86,6 @@ def authenticate(cursor: RawCursor, presented: str) -> AuthenticatedKey | None:
     if revoked_at is not None:
         return None
     return AuthenticatedKey(key_id, name, cursor.to_datetime(last_used_at))
-
-
-class RecentKeys:
-    """Keys that authenticated in this process, by the digest of the secret
-    presented (see the module docstring for who may trust them).
-
-    Bounded: when full it starts again empty. Safe across threads (single
-    dict operations).
-    """
-
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._keys: dict[str, AuthenticatedKey] = {}
-
-    def get(self, presented: str) -> AuthenticatedKey | None:
-        return self._keys.get(digest(presented))
-
-    def remember(self, presented: str, key: AuthenticatedKey) -> None:
-        if len(self._keys) >= self._size:
-            self._keys = {}
-        self._keys[digest(presented)] = key
-
-    def forget(self, key_id: int) -> None:
-        """Drop a key found revoked (every secret that maps to it)."""
-        for hashed, key in list(self._keys.items()):
-            if key.id == key_id:
-                self._keys.pop(hashed, None)
 
 
 def needs_touch(last_used_at: datetime | None, now: datetime | None = None) -> bool:

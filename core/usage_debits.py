@@ -12,7 +12,7 @@ One transaction per request
    returns the stored outcome; a reused id with another payload is a
    conflict). Steps 1 and 2 are one statement, which also reads the
    integration key: one revoked since the request authenticated (the API
-   remembers keys it has seen, ``integration_keys.RecentKeys``) is refused
+   remembers keys it has seen, ``core.recent_keys``) is refused
    with ``KeyRevoked`` and nothing is written.
 3. The users and wallets named by the events, with their balances. On
    SQLite the transaction began ``IMMEDIATE``, so no other writer can move a

@@ -6,71 +6,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from flask import Flask
 from sqlalchemy import select
 
 from core import audit, user_keys
 from core.accounts import find_user
 from core.gateway.call_plan import Endpoint
-from core.gateway.models import Hold, UserApiKey
-from core.models import UsageEvent
+from core.gateway.models import UserApiKey
 from core.pricing import MICRO as CR
 from core.rawdb import RawCursor
-from tests.conftest import Billing, LiveServer, make_test_app
-from tests.gateway_setup import UPSTREAM_SECRET, route_to_standin
-from tests.llm_upstream import LLMUpstream, Scenario, Usage
-
-MESSAGES = [{"role": "user", "content": "Say hello"}]
-
-
-@dataclass
-class World:
-    app: Flask
-    server: LiveServer
-    upstream: LLMUpstream
-    billing: Billing
-    key: str
-
-    @property
-    def base_url(self) -> str:
-        return self.server.url + "/v1"
-
-    def sdk(self, key: str | None = None) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url, api_key=key or self.key, max_retries=0)
-
-    def balance(self) -> int:
-        return self.billing.balance("kim@example.com")
-
-    def events(self) -> list[UsageEvent]:
-        with self.billing.db.read_session() as s:
-            return list(s.scalars(select(UsageEvent).order_by(UsageEvent.id)))
-
-    def holds(self) -> list[Hold]:
-        with self.billing.db.read_session() as s:
-            return list(s.scalars(select(Hold).order_by(Hold.id)))
-
-
-def make_world(db_config: dict[str, Any], **config: Any) -> Iterator[World]:
-    upstream = LLMUpstream(api_key=UPSTREAM_SECRET).start()
-    app = make_test_app(db_config, GATEWAY_PING_SECONDS=0.2, **config)
-    billing = Billing(app)
-    route_to_standin(app, billing, upstream.url)
-    user = billing.user("kim@example.com", 100 * CR)
-    with billing.db.write() as s:
-        _, key = user_keys.create(s, audit.CLI, user.id, "laptop")
-    server = LiveServer(app).start()
-    try:
-        yield World(app, server, upstream, billing, key)
-    finally:
-        server.stop()
-        upstream.stop()
-        app.extensions["creditline.db"].dispose()
+from tests.gateway_setup import MESSAGES, UPSTREAM_SECRET, World, make_world, post
+from tests.llm_upstream import Scenario, Usage
 
 
 @pytest.fixture
@@ -168,15 +118,6 @@ def test_embeddings_and_models(world: World) -> None:
     assert "max_completion_tokens" not in sent and "stream_options" not in sent
     assert world.balance() == 100 * CR - cost(8, 0)
     assert [m.id for m in world.sdk().models.list()] == ["gpt-4o-mini"]
-
-
-def post(world: World, body: bytes, key: str | None = None) -> httpx.Response:
-    return httpx.post(
-        world.base_url + "/chat/completions",
-        content=body,
-        headers={"Authorization": f"Bearer {key or world.key}", "Content-Type": "application/json"},
-        timeout=30,
-    )
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -42,14 +42,14 @@ def authenticate() -> Response | None:
         return None
     presented = _bearer()
     # The usage endpoints check the key again in their write transaction, so
-    # they may trust a key this process has seen (core.integration_keys).
+    # they may trust a key this process has seen (core.recent_keys).
     key = recent_keys().get(presented) if request.endpoint in RECHECKED_ENDPOINTS else None
     if key is None:
         with database().raw_read() as cursor:
             key = integration_keys.authenticate(cursor, presented)
         if key is None:
             return _unauthorized("A valid integration key is required (Authorization: Bearer …).")
-        recent_keys().remember(presented, key)
+        recent_keys().remember(presented, key.id, key)
     g.integration_key = key
     api_limit = current_app.config["API_RATE_LIMIT"]
     g.rate_verdict = verdict = rate_limits().hit(api_limit, "api-key", str(key.id))
@@ -62,7 +62,7 @@ def authenticate() -> Response | None:
     if integration_keys.needs_touch(key.last_used_at):
         with database().write() as s:
             integration_keys.touch(s, key.id)
-        recent_keys().remember(presented, replace(key, last_used_at=utcnow()))
+        recent_keys().remember(presented, key.id, replace(key, last_used_at=utcnow()))
     return None
 
 

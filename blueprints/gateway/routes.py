@@ -3,13 +3,16 @@ respond; every refusal is a ``DomainError`` answered by one handler."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Response, current_app, g, jsonify, request
 
-from blueprints.extensions import database, gateway
+from blueprints.extensions import database, gateway, recent_holders
 from blueprints.gateway import bp
 from blueprints.gateway.responses import domain_error_response
 from blueprints.rate_limits import rate_limits
 from core import integration_keys, user_keys
+from core.clock import utcnow
 from core.errors import DomainError, RateLimited, RequestTooLarge, Unauthenticated, UserDisabled
 from core.gateway.call_plan import Endpoint
 from core.gateway.routing import callable_models
@@ -23,17 +26,26 @@ def _bearer() -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+# A call's hold checks its key and account again (core.holds.take), so these
+# endpoints may trust a key this process has seen (core.recent_keys).
+HELD_ENDPOINTS = {"gateway.chat_completions", "gateway.embeddings"}
+
+
 @bp.before_request
 def authenticate() -> None:
     """A working user key, an enabled account, and the key's rate limit."""
-    with database().raw_read() as cursor:
-        holder = user_keys.authenticate(cursor, _bearer())
+    presented = _bearer()
+    holder = recent_holders().get(presented) if request.endpoint in HELD_ENDPOINTS else None
     if holder is None:
-        raise Unauthenticated(
-            "A valid Creditline API key is required (Authorization: Bearer clk_…)."
-        )
-    if holder.user_disabled:
-        raise UserDisabled("This account is disabled.")
+        with database().raw_read() as cursor:
+            holder = user_keys.authenticate(cursor, presented)
+        if holder is None:
+            raise Unauthenticated(
+                "A valid Creditline API key is required (Authorization: Bearer clk_…)."
+            )
+        if holder.user_disabled:
+            raise UserDisabled("This account is disabled.")
+        recent_holders().remember(presented, holder.key_id, holder)
     limit = current_app.config["GATEWAY_RATE_LIMIT"]
     verdict = rate_limits().hit(limit, "user-key", str(holder.key_id))
     if not verdict.allowed:
@@ -45,6 +57,17 @@ def authenticate() -> None:
     if integration_keys.needs_touch(holder.last_used_at):
         with database().write() as s:
             user_keys.touch(s, holder.key_id)
+        recent_holders().remember(presented, holder.key_id, replace(holder, last_used_at=utcnow()))
+
+
+@bp.errorhandler(Unauthenticated)
+@bp.errorhandler(UserDisabled)
+def _key_refused(error: DomainError) -> Response:
+    """Refused at the door or, for a remembered key, by its hold: forget it."""
+    holder = g.get("key_holder")
+    if holder is not None:
+        recent_holders().forget(holder.key_id)
+    return domain_error_response(error)
 
 
 def _body() -> bytes:
