@@ -261,17 +261,22 @@ _TAKE_KEY = (
 )
 
 
-def _close(cur: RawCursor, hold_id: int, status: HoldStatus, now: datetime, **values: Any) -> bool:
-    """Move an active hold to ``status``; False if it had already left ``active``."""
+def _close_statement(
+    cur: RawCursor, hold_id: int, status: HoldStatus, now: datetime, **values: Any
+) -> tuple[str, dict[str, Any]]:
+    """Move an active hold to ``status``: a statement returning a row only if
+    it did (no row: it had already left ``active``)."""
     sets = "".join(f", {column} = :{column}" for column in values)
     return (
-        cur.execute(
-            f"UPDATE holds SET status = :status, closed_at = :now{sets}"
-            " WHERE id = :id AND status = 'active'",
-            {"status": status.value, "now": cur.db_value(now), "id": hold_id, **values},
-        ).rowcount
-        == 1
+        f"UPDATE holds SET status = :status, closed_at = :now{sets}"
+        " WHERE id = :id AND status = 'active' RETURNING id",
+        {"status": status.value, "now": cur.db_value(now), "id": hold_id, **values},
     )
+
+
+def _close(cur: RawCursor, hold_id: int, status: HoldStatus, now: datetime, **values: Any) -> bool:
+    """Move an active hold to ``status``; False if it had already left ``active``."""
+    return bool(cur.execute(*_close_statement(cur, hold_id, status, now, **values)).fetchall())
 
 
 def _unreserve(cur: RawCursor, wallet_id: int, key_id: int | None, amount: int) -> None:
@@ -285,12 +290,22 @@ def _unreserve(cur: RawCursor, wallet_id: int, key_id: int | None, amount: int) 
 
 def _unreserve_key(cur: RawCursor, key_id: int | None, amount: int, spent: int) -> None:
     """Free ``amount`` on the key (if any); ``spent`` moves to its spent."""
-    if key_id is not None:
-        cur.execute(
-            "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount,"
-            " spent_ucr = spent_ucr + :spent WHERE id = :k",
-            {"amount": amount, "spent": spent, "k": key_id},
-        )
+    statement = _key_statement(key_id, amount, spent)
+    if statement is not None:
+        cur.execute(*statement)
+
+
+def _key_statement(
+    key_id: int | None, amount: int, spent: int
+) -> tuple[str, dict[str, Any]] | None:
+    """``_unreserve_key`` as a statement (None without a key)."""
+    if key_id is None:
+        return None
+    return (
+        "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount,"
+        " spent_ucr = spent_ucr + :spent WHERE id = :k",
+        {"amount": amount, "spent": spent, "k": key_id},
+    )
 
 
 def settle(
@@ -314,11 +329,6 @@ def settle(
     actual = snap.cost(input_tokens, output_tokens)
     charge = min(actual, hold.amount_ucr)
     shortfall = actual - charge
-    if not _close(
-        cur, hold.id, HoldStatus.SETTLED, now, charged_ucr=charge, shortfall_ucr=shortfall
-    ):
-        return _stored_settlement(cur, hold.id)  # a duplicate settle: not counted
-    metrics.count_hold("settled")
     at = cur.db_value(now)
     event = {
         "integration_key_id": None,
@@ -349,7 +359,7 @@ def settle(
     }
     memo = f"{snap.model_name}: {input_tokens} in / {output_tokens} out ({request.source})"
     rollup = {(request.user_id, snap.model_id): (1, input_tokens, output_tokens, charge)}
-    event_pk, new = settle_charge(
+    settled = settle_charge(
         cur,
         request.wallet_id,
         hold.amount_ucr,
@@ -358,19 +368,29 @@ def settle(
         memo,
         rollup_upsert(cur, now, rollup),
         now,
+        close=_close_statement(
+            cur, hold.id, HoldStatus.SETTLED, now, charged_ucr=charge, shortfall_ucr=shortfall
+        ),
+        after=_key_statement(request.user_key_id, hold.amount_ucr, charge),
     )
-    _unreserve_key(cur, request.user_key_id, hold.amount_ucr, charge)
+    if settled is None:
+        return _stored_settlement(cur, hold.id)  # a duplicate settle: not counted
+    metrics.count_hold("settled")
+    event_pk, new = settled
     return Settlement(hold.id, charge, shortfall, new, event_pk, duplicate=False)
 
 
 def _stored_settlement(cur: RawCursor, hold_id: int) -> Settlement:
+    """What a hold already closed was charged (a duplicate settle's answer)."""
     row = cur.execute(
-        "SELECT h.charged_ucr, h.shortfall_ucr, e.balance_after_ucr, e.id"
+        "SELECT h.status, h.charged_ucr, h.shortfall_ucr, e.balance_after_ucr, e.id"
         " FROM holds h LEFT JOIN usage_events e ON e.hold_id = h.id WHERE h.id = :id",
         {"id": hold_id},
     ).fetchone()
     assert row is not None, f"hold {hold_id} is gone"
-    charged, shortfall, balance, event_pk = row
+    status, charged, shortfall, balance, event_pk = row
+    if status == HoldStatus.ACTIVE:  # the settle failed on a constraint, not a duplicate
+        raise RuntimeError(f"hold {hold_id} could not be settled")
     return Settlement(hold_id, charged or 0, shortfall or 0, balance or 0, event_pk or 0, True)
 
 

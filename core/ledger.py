@@ -247,6 +247,9 @@ def charge_one_event(
     return _event_statement(cur, (_SET_BALANCE, params), amount, event, entry_memo, also)[0]
 
 
+Statement = tuple[str, Mapping[str, Any]]
+
+
 def settle_charge(
     cur: RawCursor,
     wallet_id: int,
@@ -254,25 +257,49 @@ def settle_charge(
     charge_ucr: int,
     event: Mapping[str, Any],
     entry_memo: str,
-    also: tuple[str, Mapping[str, Any]],
+    also: Statement,
     created_at: datetime,
-) -> tuple[int, int]:
-    """A hold's settlement: free ``reserved_ucr`` of the wallet's reservation
-    and debit ``charge_ucr`` in one relative UPDATE, then write the charge's
-    usage event (``event``, without ``balance_after_ucr``: the balance that
-    UPDATE returns), its ``usage`` entry and ``also`` (the caller's rollup
-    statement). The event's pk and the new balance.
+    *,
+    close: Statement,
+    after: Statement | None = None,
+) -> tuple[int, int] | None:
+    """A hold's settlement, if ``close`` (the hold's move out of ``active``,
+    a statement that returns a row only if it moved it) succeeds: free
+    ``reserved_ucr`` of the wallet's reservation and debit ``charge_ucr`` in
+    one relative UPDATE, then write the charge's usage event (``event``,
+    without ``balance_after_ucr``: the balance that UPDATE returns), its
+    ``usage`` entry, ``also`` (the caller's rollup statement) and ``after``
+    (the caller's key update). The event's pk and the new balance; None, and
+    nothing written, if ``close`` moved no hold (it was closed already).
 
     In the caller's write transaction, which holds the wallet's lock (SQLite
     ``BEGIN IMMEDIATE``; PostgreSQL locks the row with the UPDATE). On
-    PostgreSQL all of it is one statement, so that lock is held for one
-    statement and the commit.
+    PostgreSQL all of it goes out in one round trip, behind a savepoint: the
+    close, one statement for the rest (so the wallet's row lock is held for
+    that statement and the commit only) and ``after``. If the close moved no
+    hold, what ran after it (a second event for a settled hold collides on
+    UNIQUE ``hold_id``) is rolled back to the savepoint.
     """
     params = {"reserved": reserved_ucr, "charge": charge_ucr, "id": wallet_id}
     if not cur.is_sqlite:
-        return _event_statement(
-            cur, (_SETTLE_RESERVED, params), -charge_ucr, event, entry_memo, also
+        statements: list[tuple[str, Mapping[str, Any] | None]] = [("SAVEPOINT settle", None), close]
+        statements.append(
+            _event_statement_sql((_SETTLE_RESERVED, params), -charge_ucr, event, entry_memo, also)
         )
+        if after is not None:
+            statements.append(after)
+        try:
+            results = cur.execute_all(statements)
+        except cur.integrity_error:
+            results = None
+        if not results or not results[1]:
+            cur.execute("ROLLBACK TO SAVEPOINT settle")
+            return None
+        row = results[2][0]
+        outbox.note_balances(cur, [row[1:]])
+        return int(row[0]), int(row[4])  # ALERT_COLUMNS' balance_ucr
+    if not cur.execute(*close).fetchall():
+        return None
     row = cur.execute(_SETTLE_RESERVED, params).fetchone()
     if row is None:
         raise StaleBalance(f"wallet {wallet_id} is gone")
@@ -285,38 +312,51 @@ def settle_charge(
     post_usage_entries(cur, [entry], created_at)
     also_sql, also_params = also
     cur.execute(also_sql, also_params)
+    if after is not None:
+        cur.execute(*after)
     return event_pk, balance
 
 
 def _event_statement(
     cur: RawCursor,
-    balance: tuple[str, Mapping[str, Any]],
+    balance: Statement,
     amount_ucr: int,
     event: Mapping[str, Any],
     entry_memo: str,
-    also: tuple[str, Mapping[str, Any]],
+    also: Statement,
 ) -> tuple[int, int]:
-    """PostgreSQL: the balance ``UPDATE … RETURNING ALERT_COLUMNS`` (wallet
-    ``:id``), then the event (its ``balance_after_ucr`` the balance that UPDATE
-    returned), the entry and ``also``, as one statement; (event pk, new balance)."""
-    (balance_sql, balance_params), (also_sql, also_params) = balance, also
-    columns = tuple(c for c in event if c != "balance_after_ucr")
+    """PostgreSQL: ``_event_statement_sql`` run; (event pk, new balance)."""
     row = cur.execute(
-        _event_sql(balance_sql, columns, also_sql),
-        {
-            **{f"ev_{c}": event[c] for c in columns},
-            **also_params,
-            **balance_params,
-            "amount": amount_ucr,
-            "rate": event["credits_per_usd"],
-            "memo": entry_memo,
-            "created_at": event["received_at"],
-        },
+        *_event_statement_sql(balance, amount_ucr, event, entry_memo, also)
     ).fetchone()
     if row is None:
-        raise StaleBalance(f"wallet {balance_params['id']} changed under the write lock")
+        raise StaleBalance(f"wallet {balance[1]['id']} changed under the write lock")
     outbox.note_balances(cur, [row[1:]])
     return int(row[0]), int(row[4])  # ALERT_COLUMNS' balance_ucr
+
+
+def _event_statement_sql(
+    balance: Statement,
+    amount_ucr: int,
+    event: Mapping[str, Any],
+    entry_memo: str,
+    also: Statement,
+) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: the balance ``UPDATE … RETURNING ALERT_COLUMNS`` (wallet
+    ``:id``), then the event (its ``balance_after_ucr`` the balance that UPDATE
+    returned), the entry and ``also``, as one statement returning the event's
+    pk and the wallet's ``ALERT_COLUMNS``; its text and parameters."""
+    (balance_sql, balance_params), (also_sql, also_params) = balance, also
+    columns = tuple(c for c in event if c != "balance_after_ucr")
+    return _event_sql(balance_sql, columns, also_sql), {
+        **{f"ev_{c}": event[c] for c in columns},
+        **also_params,
+        **balance_params,
+        "amount": amount_ucr,
+        "rate": event["credits_per_usd"],
+        "memo": entry_memo,
+        "created_at": event["received_at"],
+    }
 
 
 @lru_cache(maxsize=16)

@@ -121,13 +121,15 @@ class RawCursor:
         return self
 
     def execute_all(self, statements: Sequence[tuple[str, Params | None]]) -> list[list[Any]]:
-        """Several queries, in order; each one's rows. On PostgreSQL they take
-        one round trip together (with the transaction's BEGIN, if pending)."""
+        """Several statements, in order; each one's rows (none for a statement
+        that returns none). On PostgreSQL they take one round trip together
+        (with the transaction's BEGIN, if pending); an error in one raises
+        after the round trip and the statements after it did not run."""
         if self.first_failed is not None or self.begin_pending:
             cursors = self._first(statements)
         else:
             cursors = self._send(statements, begin=False)
-        return [cursor.fetchall() for cursor in cursors]
+        return [[] if cursor.description is None else cursor.fetchall() for cursor in cursors]
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         if (self.first_failed is not None or self.begin_pending) and rows:
@@ -147,6 +149,17 @@ class RawCursor:
     def scalar(self, sql: str, params: Params | None = None) -> Any:
         row = self.execute(sql, params).fetchone()
         return None if row is None else row[0]
+
+    @property
+    def integrity_error(self) -> type[Exception]:
+        """The driver's IntegrityError (a UNIQUE or CHECK constraint refused a row)."""
+        if self.is_sqlite:
+            import sqlite3
+
+            return sqlite3.IntegrityError
+        import psycopg
+
+        return psycopg.IntegrityError
 
     @property
     def rowcount(self) -> int:

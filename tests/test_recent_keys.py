@@ -85,10 +85,12 @@ def test_a_remembered_user_key_revoked_expired_or_disabled_is_refused(world: Wor
     assert world.billing.problems() == []
 
 
-def test_a_remembered_key_is_refused_after_another_process_revoked_it(world: World) -> None:
+def test_a_remembered_key_is_refused_after_another_process_revoked_it(
+    world: World, db_config: dict[str, Any]
+) -> None:
     """Another app (another worker) revokes the key: its memory is not this one's."""
     assert post(world, OK).status_code == 200
-    second = make_test_app({"DATABASE_URL": world.app.config["DATABASE_URL"]})
+    second = make_test_app(db_config)
     with second.extensions["creditline.db"].write() as s:
         kim = find_user(s, "kim@example.com")
         assert kim is not None
