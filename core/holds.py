@@ -178,7 +178,12 @@ def _key_refusal(cur: RawCursor, key_id: int, amount: int, now: datetime) -> Dom
 
 
 def take(
-    cur: RawCursor, request: HoldRequest, now: datetime, *, max_active: int | None = None
+    cur: RawCursor,
+    request: HoldRequest,
+    now: datetime,
+    *,
+    max_active: int | None = None,
+    expired: list[Any] | None = None,
 ) -> Hold:
     """Reserve the worst case of a call, or refuse (nothing changes then).
 
@@ -191,8 +196,12 @@ def take(
     The same statements refuse a disabled user (``UserDisabled``) and a key
     revoked or expired (``Unauthenticated``): the gateway trusts a key it has
     seen before without a query (``core.recent_keys``) because of this.
+
+    The wallet's overdue holds are expired first; ``expired``: the rows of
+    ``expire_statement`` for this wallet, if the caller ran it already (in
+    this transaction, with a query of its own: one round trip).
     """
-    expire_overdue(cur, now, wallet_id=request.wallet_id)
+    expire_overdue(cur, now, wallet_id=request.wallet_id, rows=expired)
     amount = request.amount_ucr
     snap = request.snapshot
     expires_at = now + request.ttl
@@ -417,15 +426,31 @@ def release_by_id(cur: RawCursor, hold_id: int, reason_code: str, now: datetime)
     return True
 
 
-def expire_overdue(cur: RawCursor, now: datetime, *, wallet_id: int | None = None) -> list[int]:
-    """Expire active holds past their time (one wallet's, or all); their ids."""
+def expire_statement(
+    cur: RawCursor, now: datetime, *, wallet_id: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The UPDATE that marks active holds past their time expired (one
+    wallet's, or all), returning what ``expire_overdue`` needs of each."""
     where = " AND wallet_id = :w" if wallet_id is not None else ""
-    rows = cur.execute(
+    return (
         "UPDATE holds SET status = 'expired', closed_at = :now, reason_code = 'expired'"
         f" WHERE status = 'active' AND expires_at < :now{where}"
         " RETURNING id, wallet_id, user_key_id, amount_ucr",
         {"now": cur.db_value(now), "w": wallet_id},
-    ).fetchall()
+    )
+
+
+def expire_overdue(
+    cur: RawCursor,
+    now: datetime,
+    *,
+    wallet_id: int | None = None,
+    rows: list[Any] | None = None,
+) -> list[int]:
+    """Expire active holds past their time (one wallet's, or all); their ids.
+    ``rows``: what ``expire_statement`` returned, if the caller ran it."""
+    if rows is None:
+        rows = cur.execute(*expire_statement(cur, now, wallet_id=wallet_id)).fetchall()
     if not rows:
         return []
     wallets: dict[int, int] = defaultdict(int)

@@ -55,6 +55,10 @@ def load_price_book(cursor: RawCursor, version: int) -> PriceBook:
     return PriceBook(version, credits_per_usd, rate_id, models, settings)
 
 
+# The statement whose answer ``at_version`` takes (a caller may send it with its own).
+VERSION_SQL = "SELECT version FROM config_version"
+
+
 class PriceBookCache:
     """One per app (per process). Thread-safe: the book is immutable and swapped whole."""
 
@@ -73,7 +77,7 @@ class PriceBookCache:
 
     def current(self, cursor: RawCursor) -> PriceBook:
         """The book as of ``cursor``'s transaction: one SELECT when unchanged."""
-        return self.at_version(cursor, cursor.scalar("SELECT version FROM config_version"))
+        return self.at_version(cursor, cursor.scalar(VERSION_SQL))
 
     def at_version(self, cursor: RawCursor, version: int) -> PriceBook:
         """The book for a ``config_version`` the caller read in ``cursor``'s

@@ -63,7 +63,7 @@ from core.gateway.sse_relay import EventSplitter, StreamMeter, Usage, meter_resp
 from core.gateway.upstream_client import Upstream, UpstreamClient, UpstreamStream
 from core.group_commit import GroupCommit
 from core.holds import Hold, HoldRequest, Snapshot
-from core.pricebook import PriceBookCache
+from core.pricebook import VERSION_SQL, PriceBookCache
 from core.pricing import format_credits
 from core.rawdb import RawCursor
 from core.secret_box import SecretBox
@@ -152,7 +152,11 @@ class Gateway:
         now = utcnow()
 
         def take_hold(cur: RawCursor) -> tuple[Hold, CallPlan, ResolvedRoute]:
-            book = self.prices.current(cur)
+            # The config version and the wallet's expiry sweep: one round trip.
+            version, expired = cur.execute_all(
+                [(VERSION_SQL, None), holds.expire_statement(cur, now, wallet_id=holder.wallet_id)]
+            )
+            book = self.prices.at_version(cur, version[0][0])
             route = self.routes.current(cur, book.version).get(model)
             price = book.models.get(model)
             if route is None or price is None:
@@ -187,7 +191,13 @@ class Gateway:
                 ttl=self.settings.hold_ttl,
             )
             _check_caps(request, book.settings)
-            hold = holds.take(cur, request, now, max_active=self.settings.max_concurrent_per_user)
+            hold = holds.take(
+                cur,
+                request,
+                now,
+                max_active=self.settings.max_concurrent_per_user,
+                expired=expired,
+            )
             return hold, plan, route
 
         hold, plan, route = self.writes.run(take_hold)
