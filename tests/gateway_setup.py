@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import openai
@@ -12,6 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from core import audit, user_keys
+from core.accounts import find_user
 from core.gateway import routing
 from core.gateway.models import Hold
 from core.models import UsageEvent
@@ -42,12 +44,21 @@ def route_to_standin(app: Flask, billing: Billing, upstream_url: str) -> None:
 
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+EMAIL = "kim@example.com"  # the world's user, who holds ``key``
+
+
+class Server(Protocol):
+    url: str
+
+    def stop(self) -> None: ...
 
 
 @dataclass
 class World:
+    """A gateway (in-process ``LiveServer`` or a real gunicorn) before the stand-in."""
+
     app: Flask
-    server: LiveServer
+    server: Server
     upstream: LLMUpstream
     billing: Billing
     key: str
@@ -56,11 +67,21 @@ class World:
     def base_url(self) -> str:
         return self.server.url + "/v1"
 
+    @property
+    def chat_url(self) -> str:
+        return self.base_url + "/chat/completions"
+
+    def wallet(self) -> tuple[int, int]:
+        """(balance, reserved) of the world's user."""
+        with self.billing.db.read_session() as s:
+            wallet = find_user(s, EMAIL).wallet
+            return wallet.balance_ucr, wallet.reserved_ucr
+
     def sdk(self, key: str | None = None) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=key or self.key, max_retries=0)
 
     def balance(self) -> int:
-        return self.billing.balance("kim@example.com")
+        return self.billing.balance(EMAIL)
 
     def events(self) -> list[UsageEvent]:
         with self.billing.db.read_session() as s:
@@ -71,21 +92,37 @@ class World:
             return list(s.scalars(select(Hold).order_by(Hold.id)))
 
 
-def make_world(db_config: dict[str, Any], **config: Any) -> Iterator[World]:
+@contextlib.contextmanager
+def world_with(
+    db_config: dict[str, Any],
+    serve: Callable[[Flask], Server],
+    *,
+    funds: int = 100 * CR,
+    **config: Any,
+) -> Iterator[World]:
+    """The stand-in upstream, an app routed to it, the world's user with
+    ``funds`` and a key "laptop", and ``serve(app)``: a started server."""
     upstream = LLMUpstream(api_key=UPSTREAM_SECRET).start()
-    app = make_test_app(db_config, GATEWAY_PING_SECONDS=0.2, **config)
+    app = make_test_app(db_config, **config)
     billing = Billing(app)
     route_to_standin(app, billing, upstream.url)
-    user = billing.user("kim@example.com", 100 * CR)
+    user = billing.user(EMAIL, funds)
     with billing.db.write() as s:
         _, key = user_keys.create(s, audit.CLI, user.id, "laptop")
-    server = LiveServer(app).start()
+    server = serve(app)
     try:
         yield World(app, server, upstream, billing, key)
     finally:
         server.stop()
         upstream.stop()
         app.extensions["creditline.db"].dispose()
+
+
+def make_world(db_config: dict[str, Any], **config: Any) -> Iterator[World]:
+    """A world served in-process (``LiveServer``)."""
+    serve = lambda app: LiveServer(app).start()  # noqa: E731
+    with world_with(db_config, serve, GATEWAY_PING_SECONDS=0.2, **config) as world:
+        yield world
 
 
 def post(world: World, body: bytes, key: str | None = None) -> httpx.Response:

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,51 +27,16 @@ import httpx
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import select
 
 from core import audit, ledger, user_keys
-from core.accounts import find_user
 from core.clock import utcnow
-from core.gateway.models import Hold
 from core.holds import expire_overdue
-from core.models import UsageEvent
 from core.pricing import MICRO as CR
-from tests.conftest import Billing, make_test_app
-from tests.gateway_setup import UPSTREAM_SECRET, route_to_standin
+from tests.gateway_setup import EMAIL, MESSAGES, World, world_with
 from tests.gunicorn_server import Gunicorn
-from tests.llm_upstream import LLMUpstream, Scenario, Usage
+from tests.llm_upstream import Scenario, Usage
 
 pytestmark = pytest.mark.slow
-
-MESSAGES = [{"role": "user", "content": "Say hello"}]
-EMAIL = "kim@example.com"
-
-
-@dataclass
-class World:
-    app: Flask
-    server: Gunicorn
-    upstream: LLMUpstream
-    billing: Billing
-    key: str
-
-    @property
-    def chat_url(self) -> str:
-        return self.server.url + "/v1/chat/completions"
-
-    def events(self) -> list[UsageEvent]:
-        with self.billing.db.read_session() as s:
-            return list(s.scalars(select(UsageEvent).order_by(UsageEvent.id)))
-
-    def holds(self) -> list[Hold]:
-        with self.billing.db.read_session() as s:
-            return list(s.scalars(select(Hold).order_by(Hold.id)))
-
-    def wallet(self) -> tuple[int, int]:
-        """(balance, reserved) of kim's wallet."""
-        with self.billing.db.read_session() as s:
-            wallet = find_user(s, EMAIL).wallet
-            return wallet.balance_ucr, wallet.reserved_ucr
 
 
 @contextlib.contextmanager
@@ -83,26 +47,18 @@ def make_world(
     env: dict[str, str] | None = None,
     workers: int = 2,
 ) -> Iterator[World]:
-    upstream = LLMUpstream(api_key=UPSTREAM_SECRET).start()
-    app = make_test_app(db_config)
-    billing = Billing(app)
-    route_to_standin(app, billing, upstream.url)
-    user = billing.user(EMAIL, funds)
-    with billing.db.write() as s:
-        _, key = user_keys.create(s, audit.CLI, user.id, "laptop")
     server_env = {
         "GATEWAY_PING_SECONDS": "0.2",
         "GATEWAY_MAX_CONCURRENT_PER_USER": "100",
         "GATEWAY_RATE_LIMIT": "100000/minute",
         **(env or {}),
     }
-    server = Gunicorn(db_config, tmp_path, env=server_env, workers=workers).start()
-    try:
-        yield World(app, server, upstream, billing, key)
-    finally:
-        server.stop()
-        upstream.stop()
-        app.extensions["creditline.db"].dispose()
+
+    def serve(app: Flask) -> Gunicorn:
+        return Gunicorn(db_config, tmp_path, env=server_env, workers=workers).start()
+
+    with world_with(db_config, serve, funds=funds) as world:
+        yield world
 
 
 @pytest.fixture
