@@ -170,8 +170,7 @@ class Database:
             else:  # sent with the first statement (core.rawdb)
                 cursor.begin_pending = True
             yield cursor
-            cursor.begin_pending = False  # no statement ran: nothing to commit
-            cursor.connection.commit()
+            cursor.connection.commit()  # nothing to do if no statement ran
         self.notify_committed()
 
     @contextmanager

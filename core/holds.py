@@ -78,7 +78,7 @@ from core.errors import (
 )
 from core.ledger import settle_charge
 from core.pricing import format_credits, usage_cost_ucr
-from core.rawdb import RawCursor, insert_sql
+from core.rawdb import RawCursor, Statement, insert_sql
 from core.usage_debits import rollup_upsert
 
 
@@ -272,7 +272,7 @@ _TAKE_KEY = (
 
 def _close_statement(
     cur: RawCursor, hold_id: int, status: HoldStatus, now: datetime, **values: Any
-) -> tuple[str, dict[str, Any]]:
+) -> Statement:
     """Move an active hold to ``status``: a statement returning a row only if
     it did (no row: it had already left ``active``)."""
     sets = "".join(f", {column} = :{column}" for column in values)
@@ -294,20 +294,13 @@ def _unreserve(cur: RawCursor, wallet_id: int, key_id: int | None, amount: int) 
         "UPDATE wallets SET reserved_ucr = reserved_ucr - :amount WHERE id = :w",
         {"amount": amount, "w": wallet_id},
     )
-    _unreserve_key(cur, key_id, amount, 0)
+    key = _key_statement(key_id, amount, 0)
+    if key is not None:
+        cur.execute(*key)
 
 
-def _unreserve_key(cur: RawCursor, key_id: int | None, amount: int, spent: int) -> None:
-    """Free ``amount`` on the key (if any); ``spent`` moves to its spent."""
-    statement = _key_statement(key_id, amount, spent)
-    if statement is not None:
-        cur.execute(*statement)
-
-
-def _key_statement(
-    key_id: int | None, amount: int, spent: int
-) -> tuple[str, dict[str, Any]] | None:
-    """``_unreserve_key`` as a statement (None without a key)."""
+def _key_statement(key_id: int | None, amount: int, spent: int) -> Statement | None:
+    """Free ``amount`` on the key; ``spent`` moves to its spent (None without a key)."""
     if key_id is None:
         return None
     return (
@@ -392,14 +385,12 @@ def settle(
 def _stored_settlement(cur: RawCursor, hold_id: int) -> Settlement:
     """What a hold already closed was charged (a duplicate settle's answer)."""
     row = cur.execute(
-        "SELECT h.status, h.charged_ucr, h.shortfall_ucr, e.balance_after_ucr, e.id"
+        "SELECT h.charged_ucr, h.shortfall_ucr, e.balance_after_ucr, e.id"
         " FROM holds h LEFT JOIN usage_events e ON e.hold_id = h.id WHERE h.id = :id",
         {"id": hold_id},
     ).fetchone()
     assert row is not None, f"hold {hold_id} is gone"
-    status, charged, shortfall, balance, event_pk = row
-    if status == HoldStatus.ACTIVE:  # the settle failed on a constraint, not a duplicate
-        raise RuntimeError(f"hold {hold_id} could not be settled")
+    charged, shortfall, balance, event_pk = row
     return Settlement(hold_id, charged or 0, shortfall or 0, balance or 0, event_pk or 0, True)
 
 
@@ -426,9 +417,7 @@ def release_by_id(cur: RawCursor, hold_id: int, reason_code: str, now: datetime)
     return True
 
 
-def expire_statement(
-    cur: RawCursor, now: datetime, *, wallet_id: int | None = None
-) -> tuple[str, dict[str, Any]]:
+def expire_statement(cur: RawCursor, now: datetime, *, wallet_id: int | None = None) -> Statement:
     """The UPDATE that marks active holds past their time expired (one
     wallet's, or all), returning what ``expire_overdue`` needs of each."""
     where = " AND wallet_id = :w" if wallet_id is not None else ""

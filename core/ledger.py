@@ -101,7 +101,7 @@ from core.errors import (
 )
 from core.models import LedgerEntry, Wallet
 from core.pricing import format_credits
-from core.rawdb import RawCursor
+from core.rawdb import RawCursor, Statement
 
 
 @dataclass(frozen=True)
@@ -247,9 +247,6 @@ def charge_one_event(
     return _event_statement(cur, (_SET_BALANCE, params), amount, event, entry_memo, also)[0]
 
 
-Statement = tuple[str, Mapping[str, Any]]
-
-
 def settle_charge(
     cur: RawCursor,
     wallet_id: int,
@@ -277,22 +274,19 @@ def settle_charge(
     PostgreSQL all of it goes out in one round trip, behind a savepoint: the
     close, one statement for the rest (so the wallet's row lock is held for
     that statement and the commit only) and ``after``. If the close moved no
-    hold, what ran after it (a second event for a settled hold collides on
-    UNIQUE ``hold_id``) is rolled back to the savepoint.
+    hold, what ran after it is rolled back to the savepoint (a settled hold's
+    second event is not even inserted: ``ON CONFLICT (hold_id) DO NOTHING``).
     """
     params = {"reserved": reserved_ucr, "charge": charge_ucr, "id": wallet_id}
     if not cur.is_sqlite:
-        statements: list[tuple[str, Mapping[str, Any] | None]] = [("SAVEPOINT settle", None), close]
+        statements: list[Statement] = [("SAVEPOINT settle", None), close]
         statements.append(
             _event_statement_sql((_SETTLE_RESERVED, params), -charge_ucr, event, entry_memo, also)
         )
         if after is not None:
             statements.append(after)
-        try:
-            results = cur.execute_all(statements)
-        except cur.integrity_error:
-            results = None
-        if not results or not results[1]:
+        results = cur.execute_all(statements)
+        if not results[1]:
             cur.execute("ROLLBACK TO SAVEPOINT settle")
             return None
         row = results[2][0]
@@ -366,7 +360,10 @@ def _event_sql(balance_sql: str, columns: tuple[str, ...], also_sql: str) -> str
     values = ", ".join((*(f":ev_{c}" for c in columns), "(SELECT balance_ucr FROM bal)"))
     return (
         f"WITH bal AS ({balance_sql}),"
-        f" ev AS (INSERT INTO usage_events ({names}) VALUES ({values}) RETURNING id),"
+        f" ev AS (INSERT INTO usage_events ({names}) VALUES ({values})"
+        # A hold's second event (a settle racing a settle) writes nothing;
+        # the caller's savepoint undoes the rest. Other conflicts still raise.
+        " ON CONFLICT (hold_id) DO NOTHING RETURNING id),"
         " led AS (INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
         " reference, credits_per_usd, memo, created_at) SELECT :id, :amount, bal.balance_ucr,"
         f" '{LedgerKind.USAGE}', 'usage:' || ev.id, :rate, :memo, :created_at FROM ev, bal),"

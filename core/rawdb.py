@@ -41,6 +41,7 @@ _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 Params = Mapping[str, Any]
+Statement = tuple[str, Params | None]  # SQL with ``:name`` parameters, and their values
 
 
 class RawCursor:
@@ -65,7 +66,7 @@ class RawCursor:
         self.connection = connection
         self._cursor = connection.cursor()
 
-    def _first(self, statements: Sequence[tuple[str, Params | None]]) -> list[Any]:
+    def _first(self, statements: Sequence[Statement]) -> list[Any]:
         """The transaction's first statements (see ``execute_all``), with its
         pending BEGIN, and once more on a fresh connection if the hook says
         the lent one was dead."""
@@ -78,7 +79,7 @@ class RawCursor:
                 raise
             return self._send(statements, begin)
 
-    def _send(self, statements: Sequence[tuple[str, Params | None]], begin: bool) -> list[Any]:
+    def _send(self, statements: Sequence[Statement], begin: bool) -> list[Any]:
         """Run ``statements``; the DBAPI cursor holding each one's result. On
         PostgreSQL several, or one after a pending BEGIN, go out together in
         one round trip (a psycopg pipeline; each statement still sees what the
@@ -120,7 +121,7 @@ class RawCursor:
         self._cursor.execute(self._sql(sql), params or {})
         return self
 
-    def execute_all(self, statements: Sequence[tuple[str, Params | None]]) -> list[list[Any]]:
+    def execute_all(self, statements: Sequence[Statement]) -> list[list[Any]]:
         """Several statements, in order; each one's rows (none for a statement
         that returns none). On PostgreSQL they take one round trip together
         (with the transaction's BEGIN, if pending); an error in one raises
@@ -149,17 +150,6 @@ class RawCursor:
     def scalar(self, sql: str, params: Params | None = None) -> Any:
         row = self.execute(sql, params).fetchone()
         return None if row is None else row[0]
-
-    @property
-    def integrity_error(self) -> type[Exception]:
-        """The driver's IntegrityError (a UNIQUE or CHECK constraint refused a row)."""
-        if self.is_sqlite:
-            import sqlite3
-
-            return sqlite3.IntegrityError
-        import psycopg
-
-        return psycopg.IntegrityError
 
     @property
     def rowcount(self) -> int:

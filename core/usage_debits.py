@@ -70,7 +70,7 @@ from core.errors import (
 )
 from core.pricebook import ModelPrice, PriceBook, PriceBookCache
 from core.pricing import format_credits, usage_cost_ucr
-from core.rawdb import RawCursor
+from core.rawdb import RawCursor, Statement
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,8 @@ def charge(
     now: datetime,
 ) -> list[UsageResult]:
     """Steps 1-5 of the module docstring, in the caller's write transaction."""
-    stored_sql = _version_and_stored(cur, key_id, [p.report.event_id for p in reports])
-    accounts_sql = _lock_accounts(cur, [p.email for p in reports])
+    stored_sql = _stored_query(cur, key_id, [p.report.event_id for p in reports])
+    accounts_sql = _accounts_query(cur, [p.email for p in reports])
     version_rows, account_rows = cur.execute_all([stored_sql, accounts_sql])
     if not version_rows:
         raise KeyRevoked("This integration key has been revoked.")
@@ -231,9 +231,7 @@ def charge(
     return results
 
 
-def _version_and_stored(
-    cur: RawCursor, key_id: int, event_ids: list[str]
-) -> tuple[str, dict[str, Any]]:
+def _stored_query(cur: RawCursor, key_id: int, event_ids: list[str]) -> Statement:
     """Steps 1 and 2 as one query: ``config_version`` and the request's event
     ids already stored for this key (``config_version`` has one row). No row
     at all: the key is no longer active."""
@@ -247,7 +245,7 @@ def _version_and_stored(
     )
 
 
-def _lock_accounts(cur: RawCursor, emails: list[str]) -> tuple[str, dict[str, Any]]:
+def _accounts_query(cur: RawCursor, emails: list[str]) -> Statement:
     """Step 3 as a query: the users and wallets named (PostgreSQL locks the
     wallets, in id order), replayed events' too: it goes out with step 1's."""
     where, params = cur.is_one_of("u.email", "email", emails)
