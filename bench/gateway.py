@@ -5,15 +5,19 @@ One run, three targets in front of the same loopback stand-in upstream
 
   (a) the stand-in itself (the direct call),
   (b) ``bench/baseline_proxy.py``: Flask + httpx, no auth, no holds, no database,
-  (c) Creditline's ``/v1`` (key check, hold, upstream call, settle),
+  (c) ``bench/baseline_meter.py``: (b) plus the two bare write transactions a
+      call that cannot overdraw needs (a conditional hold committed before the
+      upstream call, a conditional settle after it), on the same database,
+  (d) Creditline's ``/v1`` (key check, hold, upstream call, settle),
 
-(b) and (c) under gunicorn with the same gthread settings
+(b), (c) and (d) under gunicorn with the same gthread settings
 (``deploy/gunicorn.conf.py``, 2 workers) and threads sized for the stream
 load as the README says: ``streams / 2 + 32`` per worker.
 
 1. Non-stream chat, wrk at 16 connections: throughput and latency of each;
-   prints Creditline / proxy throughput (target >= 0.7) and the latency added
-   over the direct call (targets: p50 <= 3 ms, p99 <= 15 ms).
+   prints Creditline / proxy throughput (target >= 0.7), Creditline / bare
+   meter and bare meter / proxy (what two durable writes per call cost with
+   nothing else), and the latency added over the direct call (targets: p50 <= 3 ms, p99 <= 15 ms).
 2. 300 concurrent streams of about 10 s each against (a) and (c): errors,
    time to first byte (overhead target p50 <= 5 ms), the server's total RSS
    (target <= 400 MB), and afterwards every call charged exactly its
@@ -47,6 +51,7 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import baseline_meter  # noqa: E402
 from bench.ingest import free_port  # noqa: E402
 
 STANDIN = """
@@ -292,16 +297,28 @@ def main() -> None:
             "GATEWAY_RATE_LIMIT": "100000000/minute",
             "GATEWAY_MAX_CONCURRENT_PER_USER": "100000",
         }
-        proxy_port, gw_port = free_port(), free_port()
+        proxy_port, meter_port, gw_port = free_port(), free_port(), free_port()
         threads = {"GUNICORN_THREADS": str(args.streams // 2 + 32)}
         proxy = start_gunicorn(
             "bench.baseline_proxy:app", {"UPSTREAM_URL": json_url, **threads}, proxy_port
         )
+        meter_db = (
+            url.replace("postgresql+psycopg://", "postgresql://")
+            if url.startswith("postgresql")
+            else str(work / "meter.db")
+        )
+        meter_keys = baseline_meter.setup(meter_db)
+        meter = start_gunicorn(
+            "bench.baseline_meter:app",
+            {"UPSTREAM_URL": json_url, "BASELINE_METER_DB": meter_db, **threads},
+            meter_port,
+        )
         gateway = start_gunicorn("app:create_app()", {**env, **threads}, gw_port)
-        procs += [proxy, gateway]
+        procs += [proxy, meter, gateway]
         targets = {
             "direct": (json_url.removesuffix("/v1"), ""),
             "proxy": (f"http://127.0.0.1:{proxy_port}", ""),
+            "bare meter": (f"http://127.0.0.1:{meter_port}", ",".join(meter_keys[: args.users])),
             "creditline": (f"http://127.0.0.1:{gw_port}", ",".join(keys)),
         }
         results, alone = {}, {}
@@ -323,7 +340,12 @@ def main() -> None:
                 f" {r['errors_status']:8.0f}"
             )
         c, p, d = results["creditline"], results["proxy"], results["direct"]
+        m = results["bare meter"]
         print(f"ratio creditline/proxy throughput: {c['rps'] / p['rps']:.2f} (target >= 0.7)")
+        print(
+            f"ratio creditline/bare meter: {c['rps'] / m['rps']:.2f};"
+            f" bare meter/proxy: {m['rps'] / p['rps']:.2f}"
+        )
         print(
             f"added latency over direct: p50 {c['p50_ms'] - d['p50_ms']:.2f} ms (target <= 3),"
             f" p99 {c['p99_ms'] - d['p99_ms']:.2f} ms (target <= 15)"
