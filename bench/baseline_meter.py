@@ -60,7 +60,9 @@ HOLD = (
     "UPDATE wallets SET reserved = reserved + {p} WHERE token = {p}"
     " AND balance - reserved >= {p} RETURNING id"
 )
-INSERT_HOLD = "INSERT INTO holds (wallet_id, amount, state) VALUES ({p}, {p}, 'active') RETURNING id"
+INSERT_HOLD = (
+    "INSERT INTO holds (wallet_id, amount, state) VALUES ({p}, {p}, 'active') RETURNING id"
+)
 CLOSE = "UPDATE holds SET state = 'settled' WHERE id = {p} AND state = 'active'"
 CHARGE = "UPDATE wallets SET reserved = reserved - {p}, balance = balance - {p} WHERE id = {p}"
 EVENT = (
