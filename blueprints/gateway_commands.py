@@ -18,7 +18,7 @@ from core.accounts import find_user
 from core.clock import utcnow
 from core.errors import UnknownUser, ValidationError
 from core.gateway import routing
-from core.holds import expire_overdue
+from core.hold_expiry import expire_overdue
 from core.secret_box import SecretBox
 
 

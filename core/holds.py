@@ -49,8 +49,9 @@ two holds can never both spend the same credits. Rows are locked in one
 order everywhere (holds, then wallets, then keys) so no two of these
 transactions deadlock.
 
-Expiry is lazy: a wallet's overdue holds are expired when it takes its next
-hold, and ``flask release-expired-holds`` sweeps them all.
+Expiry is lazy (``core.hold_expiry``): a wallet's overdue holds are expired
+when it takes its next hold, and ``flask release-expired-holds`` sweeps them
+all.
 
 Every change of state is counted here (``creditline_holds_total``, after the
 commit: ``core.metrics.count_hold``), whoever made it: the gateway, a chat
@@ -61,12 +62,11 @@ changes nothing and counts nothing.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from core import metrics, outbox
+from core import metrics
 from core.enums import HoldStatus, UsageStatus
 from core.errors import (
     ConcurrencyLimited,
@@ -76,10 +76,11 @@ from core.errors import (
     Unauthenticated,
     UserDisabled,
 )
+from core.hold_expiry import expire_overdue
 from core.ledger import settle_charge
 from core.pricing import format_credits, usage_cost_ucr
 from core.rawdb import RawCursor, Statement, insert_sql
-from core.usage_debits import rollup_upsert
+from core.usage_rollups import rollup_upsert
 
 
 @dataclass(frozen=True)
@@ -415,49 +416,3 @@ def release_by_id(cur: RawCursor, hold_id: int, reason_code: str, now: datetime)
     metrics.count_hold("released")
     _unreserve(cur, row[0], row[1], row[2])
     return True
-
-
-def expire_statement(cur: RawCursor, now: datetime, *, wallet_id: int | None = None) -> Statement:
-    """The UPDATE that marks active holds past their time expired (one
-    wallet's, or all), returning what ``expire_overdue`` needs of each."""
-    where = " AND wallet_id = :w" if wallet_id is not None else ""
-    return (
-        "UPDATE holds SET status = 'expired', closed_at = :now, reason_code = 'expired'"
-        f" WHERE status = 'active' AND expires_at < :now{where}"
-        " RETURNING id, wallet_id, user_key_id, amount_ucr",
-        {"now": cur.db_value(now), "w": wallet_id},
-    )
-
-
-def expire_overdue(
-    cur: RawCursor,
-    now: datetime,
-    *,
-    wallet_id: int | None = None,
-    rows: list[Any] | None = None,
-) -> list[int]:
-    """Expire active holds past their time (one wallet's, or all); their ids.
-    ``rows``: what ``expire_statement`` returned, if the caller ran it."""
-    if rows is None:
-        rows = cur.execute(*expire_statement(cur, now, wallet_id=wallet_id)).fetchall()
-    if not rows:
-        return []
-    wallets: dict[int, int] = defaultdict(int)
-    keys: dict[int, int] = defaultdict(int)
-    for _, wallet, key, amount in rows:
-        wallets[wallet] += amount
-        if key is not None:
-            keys[key] += amount
-    for wallet in sorted(wallets):
-        cur.execute(
-            "UPDATE wallets SET reserved_ucr = reserved_ucr - :amount WHERE id = :w",
-            {"amount": wallets[wallet], "w": wallet},
-        )
-    for key in sorted(keys):
-        cur.execute(
-            "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount WHERE id = :k",
-            {"amount": keys[key], "k": key},
-        )
-    outbox.holds_expired(cur, rows)
-    metrics.count_hold("expired", len(rows))
-    return sorted(row[0] for row in rows)

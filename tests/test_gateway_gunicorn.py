@@ -30,7 +30,7 @@ from flask import Flask
 
 from core import audit, ledger, user_keys
 from core.clock import utcnow
-from core.holds import expire_overdue
+from core.hold_expiry import expire_overdue
 from core.pricing import MICRO as CR
 from tests.gateway_setup import EMAIL, MESSAGES, World, world_with
 from tests.gunicorn_server import Gunicorn

@@ -1,4 +1,5 @@
-"""Every writer of ledger entries and wallet balances lives in ``core.ledger``.
+"""Every writer of ledger entries and wallet balances lives in ``core.ledger``
+(the package: ``core/ledger/``).
 
 The usage hot path writes through ``ledger.set_balances`` and
 ``ledger.post_usage_entries`` (one event on PostgreSQL: through
@@ -42,7 +43,7 @@ WRITES = [
 def test_no_module_in_core_but_the_ledger_writes_entries_or_balances() -> None:
     offenders = []
     for path in sorted(CORE.rglob("*.py")):
-        if path.relative_to(CORE).as_posix() == "ledger.py":
+        if path.relative_to(CORE).parts[0] == "ledger":
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if any(pattern.search(line) for pattern in WRITES):

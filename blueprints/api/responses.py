@@ -15,7 +15,7 @@ from blueprints.errors import domain_error_object, error_object
 from core.enums import UsageStatus
 from core.errors import RequestInvalid
 from core.pricing import format_credits
-from core.usage_debits import UsageResult
+from core.usage_reports import UsageResult
 
 
 def json_response(body: dict[str, Any], status: int) -> Response:

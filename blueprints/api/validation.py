@@ -17,7 +17,7 @@ from typing import Any
 from core.accounts import MAX_EMAIL_LENGTH
 from core.bounds import MAX_EVENT_YEAR, MAX_TOKENS, MIN_EVENT_YEAR
 from core.errors import RequestInvalid as RequestInvalid  # raised by every parser here
-from core.usage_debits import UsageReport
+from core.usage_reports import UsageReport
 
 MAX_ID_LENGTH = 200
 MAX_MODEL_LENGTH = 100

@@ -62,6 +62,7 @@ from core.gateway.routing import ResolvedRoute
 from core.gateway.sse_relay import EventSplitter, StreamMeter, Usage, meter_response
 from core.gateway.upstream_client import Upstream, UpstreamClient, UpstreamStream
 from core.group_commit import GroupCommit
+from core.hold_expiry import expire_statement
 from core.holds import Hold, HoldRequest, Snapshot
 from core.pricebook import VERSION_SQL, PriceBookCache
 from core.pricing import format_credits
@@ -154,7 +155,7 @@ class Gateway:
         def take_hold(cur: RawCursor) -> tuple[Hold, CallPlan, ResolvedRoute]:
             # The config version and the wallet's expiry sweep: one round trip.
             version, expired = cur.execute_all(
-                [(VERSION_SQL, None), holds.expire_statement(cur, now, wallet_id=holder.wallet_id)]
+                [(VERSION_SQL, None), expire_statement(cur, now, wallet_id=holder.wallet_id)]
             )
             book = self.prices.at_version(cur, version[0][0])
             route = self.routes.current(cur, book.version).get(model)
