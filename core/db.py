@@ -72,6 +72,9 @@ T = TypeVar("T")
 # listener reads it to choose IMMEDIATE over DEFERRED.
 _WRITE_OPTION = "creditline_write"
 _SYNCHRONOUS_MODES = {"OFF", "NORMAL", "FULL", "EXTRA"}
+_SYNCING = {"FULL", "EXTRA"}  # the modes whose commits wait for the disk
+_BEGIN = ("BEGIN",)
+_BEGIN_NOT_DURABLE = ("BEGIN", "SET LOCAL synchronous_commit TO off")
 # The raw cursors' connections on PostgreSQL (``Database._raw``): pool_size +
 # this many per process at most, waited for up to RAW_WAIT_SECONDS.
 RAW_OVERFLOW = 10
@@ -104,6 +107,9 @@ class Database:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         self._writer_lock: WriterLock | None = None
+        self._sqlite_synchronous = sqlite_synchronous.upper()
+        # Whether a commit waits for the disk, so that raw_write(durable=False) saves it.
+        self._sqlite_syncs_commits = self.is_sqlite and self._sqlite_synchronous in _SYNCING
         if self.is_sqlite:
             _configure_sqlite(self.engine, sqlite_synchronous, busy_timeout_ms)
             path = self.engine.url.database
@@ -157,21 +163,51 @@ class Database:
         return self._writer_lock.hold() if self._writer_lock else no_lock()
 
     @contextmanager
-    def raw_write(self) -> Iterator[RawCursor]:
+    def raw_write(self, *, durable: bool = True) -> Iterator[RawCursor]:
         """One write transaction on a plain DBAPI cursor (the ingest hot path).
 
         Same rules as ``write()``: SQLite begins IMMEDIATE, everything commits
         together or rolls back on any error, listeners hear of the commit,
         deferred actions (``core.commit_hooks``) run after it.
+
+        ``durable=False`` commits without waiting for the disk (SQLite:
+        ``synchronous=NORMAL`` for this transaction; PostgreSQL: ``SET LOCAL
+        synchronous_commit TO off``). Only for a transaction whose loss in a
+        power cut or an operating-system crash costs nothing but itself: both
+        databases recover a prefix of the commits in order, and the next
+        durable commit makes every earlier one durable too. A crash of the
+        process alone loses nothing either way. See ``core.holds``, "Durability".
         """
         with commit_hooks.transaction(), self._writers(), self._raw() as cursor:
             if self.is_sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-            else:  # sent with the first statement (core.rawdb)
-                cursor.begin_pending = True
-            yield cursor
-            cursor.connection.commit()  # nothing to do if no statement ran
+                relaxed = not durable and self._sqlite_syncs_commits
+                with self._synchronous_normal(cursor) if relaxed else contextlib.nullcontext():
+                    cursor.execute("BEGIN IMMEDIATE")
+                    yield cursor
+                    cursor.connection.commit()
+            else:  # BEGIN is sent with the first statement (core.rawdb)
+                cursor.begin_pending = _BEGIN if durable else _BEGIN_NOT_DURABLE
+                yield cursor
+                cursor.connection.commit()  # nothing to do if no statement ran
         self.notify_committed()
+
+    @contextmanager
+    def _synchronous_normal(self, cursor: RawCursor) -> Iterator[None]:
+        """SQLite: the transaction inside at ``synchronous=NORMAL`` (a mode SQLite
+        changes only between transactions); the connection is back at the
+        configured mode afterwards, or closed if it cannot be."""
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        except BaseException:
+            cursor.connection.rollback()  # ends the transaction, so the mode can change
+            raise
+        finally:
+            try:
+                cursor.execute(f"PRAGMA synchronous={self._sqlite_synchronous}")
+            except Exception:
+                cursor.connection.invalidate()  # never lent again at NORMAL
+                raise
 
     @contextmanager
     def raw_read(self) -> Iterator[RawCursor]:
@@ -266,7 +302,7 @@ class Database:
 
     def _give_back(self, cursor: RawCursor) -> None:
         cursor.first_failed = None
-        cursor.begin_pending = False
+        cursor.begin_pending = ()
         with self._idle_lock:
             if len(self._idle) < self._max_idle:
                 self._idle.append(cursor)

@@ -62,10 +62,11 @@ class _Work(Generic[T]):
     by the thread that ends the caller's batch or that hands it the lead.
     """
 
-    __slots__ = ("done", "error", "result", "wake", "work")
+    __slots__ = ("done", "durable", "error", "result", "wake", "work")
 
-    def __init__(self, work: Callable[[RawCursor], T]) -> None:
+    def __init__(self, work: Callable[[RawCursor], T], durable: bool) -> None:
         self.work = work
+        self.durable = durable
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -90,13 +91,17 @@ class GroupCommit:
         with self._lock:
             return len(self._queue)
 
-    def run(self, work: Callable[[RawCursor], T]) -> T:
-        """``work(cursor)`` in a committed write transaction; its result or error."""
+    def run(self, work: Callable[[RawCursor], T], *, durable: bool = True) -> T:
+        """``work(cursor)`` in a committed write transaction; its result or error.
+
+        ``durable=False``: the work may be committed without waiting for the
+        disk (``Database.raw_write``); a batch is, only if none of its work
+        must be durable."""
         if not self._batching:
             self.transactions += 1  # approximate under threads; only for reports
-            with self.db.raw_write() as cur:
+            with self.db.raw_write(durable=durable) as cur:
                 return work(cur)
-        mine: _Work[T] = _Work(work)
+        mine: _Work[T] = _Work(work, durable)
         with self._lock:
             leads = not self._writing
             if leads:
@@ -139,7 +144,7 @@ class GroupCommit:
         failure: BaseException | None = InterruptedError("the write was interrupted")
         self.transactions += 1
         try:
-            with self.db.raw_write() as cur:
+            with self.db.raw_write(durable=any(item.durable for item in batch)) as cur:
                 if len(batch) == 1:  # alone: its error rolls back the transaction
                     batch[0].result = batch[0].work(cur)
                 else:

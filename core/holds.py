@@ -53,6 +53,19 @@ Expiry is lazy (``core.hold_expiry``): a wallet's overdue holds are expired
 when it takes its next hold, and ``flask release-expired-holds`` sweeps them
 all.
 
+Durability
+----------
+The gateway commits a hold without waiting for the disk
+(``Database.raw_write(durable=False)``); settles, releases and everything
+else still wait. A power cut or an operating-system crash may then lose the
+last holds taken, with everything their transactions wrote (the reservation,
+the key's share, a lazy expiry), and nothing else: both databases recover a
+prefix of the commits, and any later durable commit (the call's own settle
+first) makes every earlier one durable. A lost hold's call is simply not
+charged, exactly as a call whose process died mid-call (its hold expires
+with no charge). A crash of the process alone loses nothing. What it saves
+is the hold's fsync, on the call's path before the upstream is even asked.
+
 Every change of state is counted here (``creditline_holds_total``, after the
 commit: ``core.metrics.count_hold``), whoever made it: the gateway, a chat
 turn, an admin, the sweep or a lazy expiry. A duplicate settle or release

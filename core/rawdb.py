@@ -58,8 +58,9 @@ class RawCursor:
         self._translated: dict[str, str] = _SQL_CACHE[is_sqlite]
         # Set until the first statement has run; see the module docstring.
         self.first_failed: Callable[[RawCursor, Exception], bool] | None = None
-        # PostgreSQL: the transaction's BEGIN goes out with its first statement.
-        self.begin_pending = False
+        # PostgreSQL: the transaction's BEGIN (and any SET LOCAL after it)
+        # goes out with its first statement.
+        self.begin_pending: tuple[str, ...] = ()
 
     def rebind(self, connection: Any) -> None:
         """Carry on on ``connection`` (a fresh one replacing a dead one)."""
@@ -71,7 +72,7 @@ class RawCursor:
         pending BEGIN, and once more on a fresh connection if the hook says
         the lent one was dead."""
         hook, self.first_failed = self.first_failed, None
-        begin, self.begin_pending = self.begin_pending, False
+        begin, self.begin_pending = self.begin_pending, ()
         try:
             return self._send(statements, begin)
         except Exception as exc:
@@ -79,7 +80,7 @@ class RawCursor:
                 raise
             return self._send(statements, begin)
 
-    def _send(self, statements: Sequence[Statement], begin: bool) -> list[Any]:
+    def _send(self, statements: Sequence[Statement], begin: Sequence[str]) -> list[Any]:
         """Run ``statements``; the DBAPI cursor holding each one's result. On
         PostgreSQL several, or one after a pending BEGIN, go out together in
         one round trip (a psycopg pipeline; each statement still sees what the
@@ -94,8 +95,8 @@ class RawCursor:
         connection = self.connection.dbapi_connection
         cursors = [self._cursor, *(connection.cursor() for _ in statements[1:])]
         with connection.pipeline():
-            if begin:
-                connection.execute("BEGIN")
+            for command in begin:
+                connection.execute(command)
             for cursor, (sql, params) in zip(cursors, statements, strict=True):
                 cursor.execute(self._sql(sql), params or {})
         return cursors
@@ -129,7 +130,7 @@ class RawCursor:
         if self.first_failed is not None or self.begin_pending:
             cursors = self._first(statements)
         else:
-            cursors = self._send(statements, begin=False)
+            cursors = self._send(statements, begin=())
         return [[] if cursor.description is None else cursor.fetchall() for cursor in cursors]
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:

@@ -14,6 +14,7 @@ from core.db import Database
 from core.group_commit import GroupCommit
 from core.rawdb import RawCursor
 from tests.conftest import USING_PG, make_test_app
+from tests.group_commit_helpers import insert, queue_behind_a_blocked_writer, rows
 
 
 @pytest.fixture
@@ -26,66 +27,13 @@ def db(db_config: dict[str, Any]) -> Iterator[Database]:
     database.dispose()
 
 
-def _rows(db: Database) -> list[tuple[int, str]]:
-    with db.raw_read() as cur:
-        return [tuple(r) for r in cur.execute("SELECT id, note FROM probe ORDER BY id").fetchall()]
-
-
-def _insert(row_id: int, note: str = "ok") -> Any:
-    def work(cur: RawCursor) -> int:
-        cur.execute(
-            "INSERT INTO probe (id, note) VALUES (:id, :note)", {"id": row_id, "note": note}
-        )
-        return row_id * 10
-
-    return work
-
-
-def _queue_behind_a_blocked_writer(
-    group: GroupCommit, works: list[Any]
-) -> tuple[dict[int, Any], threading.Event]:
-    """Start a writer that blocks inside its transaction, then queue ``works``
-    behind it; the writer is released by setting the returned event. Results
-    (or exceptions) land in the returned dict by index (-1: the blocker)."""
-    outcomes: dict[int, Any] = {}
-    entered, release = threading.Event(), threading.Event()
-
-    def blocker(cur: RawCursor) -> str:
-        entered.set()
-        release.wait(10)
-        cur.execute("INSERT INTO probe (id, note) VALUES (0, 'first')")
-        return "first"
-
-    def call(index: int, work: Any) -> None:
-        try:
-            outcomes[index] = group.run(work)
-        except Exception as exc:  # the caller's own outcome, kept for the assertions
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=call, args=(-1, blocker))]
-    threads[0].start()
-    assert entered.wait(10)
-    for index, work in enumerate(works):
-        threads.append(threading.Thread(target=call, args=(index, work)))
-        threads[-1].start()
-    # Every queued caller is waiting (they cannot finish while the blocker writes).
-    for _ in range(200):
-        if group.queued == len(works):
-            break
-        threading.Event().wait(0.01)
-    release.set()
-    for t in threads:
-        t.join(20)
-    return outcomes, release
-
-
 @pytest.mark.skipif(USING_PG, reason="PostgreSQL commits each caller on its own")
 def test_callers_queued_behind_a_writer_share_one_transaction(db: Database) -> None:
     group = GroupCommit(db)
-    outcomes, _ = _queue_behind_a_blocked_writer(group, [_insert(i) for i in range(1, 11)])
+    outcomes, _ = queue_behind_a_blocked_writer(group, [insert(i) for i in range(1, 11)])
     assert outcomes == {-1: "first", **{i: (i + 1) * 10 for i in range(10)}}
     assert group.transactions == 2  # the blocker's, then one for all ten
-    assert [r[0] for r in _rows(db)] == list(range(11))
+    assert [r[0] for r in rows(db)] == list(range(11))
 
 
 @pytest.mark.skipif(USING_PG, reason="PostgreSQL commits each caller on its own")
@@ -95,12 +43,12 @@ def test_a_failing_caller_is_rolled_back_alone(db: Database) -> None:
         raise ValueError("refused")
 
     group = GroupCommit(db)
-    works = [_insert(1), half_then_fail, _insert(2)]
-    outcomes, _ = _queue_behind_a_blocked_writer(group, works)
+    works = [insert(1), half_then_fail, insert(2)]
+    outcomes, _ = queue_behind_a_blocked_writer(group, works)
     assert outcomes[0] == 10 and outcomes[2] == 20
     assert isinstance(outcomes[1], ValueError) and str(outcomes[1]) == "refused"
     assert group.transactions == 2
-    assert _rows(db) == [(0, "first"), (1, "ok"), (2, "ok")]  # no row 99
+    assert rows(db) == [(0, "first"), (1, "ok"), (2, "ok")]  # no row 99
 
 
 @pytest.mark.skipif(USING_PG, reason="PostgreSQL commits each caller on its own")
@@ -112,15 +60,15 @@ def test_a_batch_whose_transaction_fails_fails_every_caller(db: Database) -> Non
         raise ValueError("broken")
 
     group = GroupCommit(db)
-    outcomes, _ = _queue_behind_a_blocked_writer(
-        group, [_insert(1), break_the_transaction, _insert(2)]
+    outcomes, _ = queue_behind_a_blocked_writer(
+        group, [insert(1), break_the_transaction, insert(2)]
     )
     assert outcomes[-1] == "first"
     assert isinstance(outcomes[0], Exception) and isinstance(outcomes[2], Exception)
     assert isinstance(outcomes[1], ValueError)
-    assert _rows(db) == [(0, "first")]
-    assert group.run(_insert(3)) == 30  # the next batch is unaffected
-    assert _rows(db) == [(0, "first"), (3, "ok")]
+    assert rows(db) == [(0, "first")]
+    assert group.run(insert(3)) == 30  # the next batch is unaffected
+    assert rows(db) == [(0, "first"), (3, "ok")]
 
 
 @pytest.mark.skipif(USING_PG, reason="PostgreSQL commits each caller on its own")
@@ -138,7 +86,7 @@ def test_after_commit_actions_of_a_caller_rolled_back_alone_are_dropped(db: Data
 
     group = GroupCommit(db)
     works = [deferring("a"), deferring("refused", fail=True), deferring("b")]
-    outcomes, _ = _queue_behind_a_blocked_writer(group, works)
+    outcomes, _ = queue_behind_a_blocked_writer(group, works)
     assert outcomes[0] == "a" and outcomes[2] == "b" and isinstance(outcomes[1], ValueError)
     assert group.transactions == 2
     assert sorted(ran) == ["a", "b"]  # run once each, after the commit; none for the refused
@@ -146,10 +94,10 @@ def test_after_commit_actions_of_a_caller_rolled_back_alone_are_dropped(db: Data
 
 def test_a_lone_caller_writes_at_once_and_errors_reach_it(db: Database) -> None:
     group = GroupCommit(db)
-    assert group.run(_insert(1)) == 10
+    assert group.run(insert(1)) == 10
     with pytest.raises(db.dbapi_integrity_error):
-        group.run(_insert(1))  # the primary key is taken
-    assert _rows(db) == [(1, "ok")]
+        group.run(insert(1))  # the primary key is taken
+    assert rows(db) == [(1, "ok")]
     assert group.transactions == 2
 
 
@@ -161,14 +109,14 @@ def test_every_caller_hears_of_its_commit_and_all_rows_land(db: Database) -> Non
 
     def call(i: int) -> None:
         idents.append(threading.get_ident())
-        group.run(_insert(i))
+        group.run(insert(i))
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(1, 41)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(20)
-    assert [r[0] for r in _rows(db)] == list(range(1, 41))
+    assert [r[0] for r in rows(db)] == list(range(1, 41))
     assert set(idents) <= set(heard)  # followers too, not only the thread that committed
     if USING_PG:
         assert group.transactions == 40

@@ -201,7 +201,9 @@ class Gateway:
             )
             return hold, plan, route
 
-        hold, plan, route = self.writes.run(take_hold)
+        # Not durable: a hold lost to a power cut is a call not charged, as
+        # when the process dies mid-call (core.holds, "Durability").
+        hold, plan, route = self.writes.run(take_hold, durable=False)
         upstream = Upstream(route.base_url, self._secret(route.secret_sealed))
         deadline = time.monotonic() + self.settings.stream_max_seconds
         return Call(holder, plan, upstream, hold, deadline)
