@@ -1,14 +1,17 @@
-"""Group commit tests' shared pieces: a probe table's rows, an insert into it,
-and callers queued behind a writer that blocks inside its transaction."""
+"""Group commit tests' shared pieces: a database with a probe table, its rows,
+an insert into it, and callers queued behind a writer that blocks inside its
+transaction."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from core.db import Database
 from core.group_commit import GroupCommit
 from core.rawdb import RawCursor
+from tests.conftest import make_test_app
 
 
 def rows(db: Database) -> list[tuple[int, str]]:
@@ -64,3 +67,12 @@ def queue_behind_a_blocked_writer(
     for t in threads:
         t.join(20)
     return outcomes, release
+
+
+def probe_database(db_config: dict[str, Any]) -> Iterator[Database]:
+    """A migrated test database with a ``probe`` table (a fixture's body)."""
+    database = make_test_app(db_config).extensions["creditline.db"]
+    with database.raw_write() as cur:
+        cur.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
+    yield database
+    database.dispose()

@@ -21,7 +21,12 @@ from core.group_commit import GroupCommit
 from core.rawdb import RawCursor
 from tests.conftest import USING_PG, make_test_app
 from tests.gateway_setup import World, make_world, post
-from tests.group_commit_helpers import insert, queue_behind_a_blocked_writer, rows
+from tests.group_commit_helpers import (
+    insert,
+    probe_database,
+    queue_behind_a_blocked_writer,
+    rows,
+)
 
 sqlite_only = pytest.mark.skipif(USING_PG, reason="SQLite's synchronous PRAGMA")
 NORMAL = "PRAGMA synchronous=NORMAL"
@@ -29,12 +34,7 @@ NORMAL = "PRAGMA synchronous=NORMAL"
 
 @pytest.fixture
 def db(db_config: dict[str, Any]) -> Iterator[Database]:
-    app = make_test_app(db_config)
-    database = app.extensions["creditline.db"]
-    with database.raw_write() as cur:
-        cur.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
-    yield database
-    database.dispose()
+    yield from probe_database(db_config)
 
 
 def _traced(db: Database) -> list[str]:

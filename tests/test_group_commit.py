@@ -13,18 +13,18 @@ from core import commit_hooks
 from core.db import Database
 from core.group_commit import GroupCommit
 from core.rawdb import RawCursor
-from tests.conftest import USING_PG, make_test_app
-from tests.group_commit_helpers import insert, queue_behind_a_blocked_writer, rows
+from tests.conftest import USING_PG
+from tests.group_commit_helpers import (
+    insert,
+    probe_database,
+    queue_behind_a_blocked_writer,
+    rows,
+)
 
 
 @pytest.fixture
 def db(db_config: dict[str, Any]) -> Iterator[Database]:
-    app = make_test_app(db_config)
-    database = app.extensions["creditline.db"]
-    with database.raw_write() as cur:
-        cur.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
-    yield database
-    database.dispose()
+    yield from probe_database(db_config)
 
 
 @pytest.mark.skipif(USING_PG, reason="PostgreSQL commits each caller on its own")
