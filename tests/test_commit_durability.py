@@ -78,6 +78,23 @@ def test_only_the_commit_asked_not_to_be_durable_skips_the_disk_wait(db: Databas
 
 
 @sqlite_only
+def test_a_failed_transaction_that_need_not_be_durable_rolls_back_and_resets_the_mode(
+    db: Database,
+) -> None:
+    def insert_then_fail() -> None:
+        with db.raw_write(durable=False) as cur:
+            insert(1)(cur)
+            raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        insert_then_fail()
+    assert _synchronous(db) == 2
+    with db.raw_write() as cur:
+        insert(2)(cur)
+    assert [r[0] for r in rows(db)] == [2]
+
+
+@sqlite_only
 def test_nothing_changes_when_commits_do_not_wait_anyway(db_config: dict[str, Any]) -> None:
     app = make_test_app(db_config, SQLITE_SYNCHRONOUS="NORMAL")
     db = app.extensions["creditline.db"]
