@@ -167,10 +167,10 @@ def test_exactly_once_under_load_and_crashes(db_config, tmp_path: Path, crash: b
                 run_client, [(c, server.url, key, chaos_done) for c in range(CLIENTS)]
             )
     finally:
-        manager.shutdown()
         stop.set()
         if crash:
-            chaos.join(timeout=30)
+            chaos.join(timeout=30)  # before the manager goes: the killer sets its event
+        manager.shutdown()
         server.stop()
     seen = sum(results, Counter())
     print(f"\n{'crash' if crash else 'load'}: {dict(seen)} kills={dict(kills)}")
