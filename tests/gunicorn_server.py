@@ -126,12 +126,19 @@ class Gunicorn:
         return served
 
     def stop(self) -> None:
+        """Graceful stop; after 10 s the master and its workers are killed (a
+        killed master alone would leave its workers running on, orphaned,
+        after the test)."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                workers = self.worker_pids()
                 self.proc.kill()
+                for pid in workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 self.proc.wait()
 
     def __enter__(self) -> Gunicorn:
