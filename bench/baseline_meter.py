@@ -71,8 +71,11 @@ EVENT = (
 )
 
 
-def _sql(statement: str) -> str:
-    return statement.format(p="%s" if PG else "?", serial="BIGSERIAL" if PG else "INTEGER")
+# The request's statements in this driver's placeholder style, formatted once.
+HOLD, INSERT_HOLD, CLOSE, CHARGE, EVENT = (
+    statement.format(p="%s" if PG else "?")
+    for statement in (HOLD, INSERT_HOLD, CLOSE, CHARGE, EVENT)
+)
 
 
 def connection() -> Any:
@@ -130,11 +133,11 @@ def chat() -> Response:
     worst = 10_000 * (json.loads(body).get("max_tokens") or 4096)
     conn = connection()
     _begin(conn)
-    wallet = conn.execute(_sql(HOLD), (worst, token, worst)).fetchone()
+    wallet = conn.execute(HOLD, (worst, token, worst)).fetchone()
     if wallet is None:
         conn.execute("ROLLBACK")
         return Response('{"error": "insufficient credits"}', 402, mimetype="application/json")
-    hold = conn.execute(_sql(INSERT_HOLD), (wallet[0], worst)).fetchone()[0]
+    hold = conn.execute(INSERT_HOLD, (wallet[0], worst)).fetchone()[0]
     conn.execute("COMMIT")
 
     upstream = client.post(
@@ -148,9 +151,9 @@ def chat() -> Response:
     cost = 1_500 * tokens_in + 6_000 * tokens_out
 
     _begin(conn)
-    if conn.execute(_sql(CLOSE), (hold,)).rowcount == 1:
-        conn.execute(_sql(CHARGE), (worst, cost, wallet[0]))
-        conn.execute(_sql(EVENT), (hold, wallet[0], tokens_in, tokens_out, cost))
+    if conn.execute(CLOSE, (hold,)).rowcount == 1:
+        conn.execute(CHARGE, (worst, cost, wallet[0]))
+        conn.execute(EVENT, (hold, wallet[0], tokens_in, tokens_out, cost))
     conn.execute("COMMIT")
     return Response(
         upstream.content,
