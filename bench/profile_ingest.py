@@ -140,7 +140,7 @@ def _time_stages(app) -> dict[str, float]:  # type: ignore[no-untyped-def]
     wrap(routes, "parse_usage", "validate the event")
     wrap(usage_debits, "debit_usage", "debit_usage (transaction + commit)")
     wrap(usage_debits, "charge", "  charge: statements + pricing")
-    wrap(db.Database, "_notify", "  after-commit listeners")
+    wrap(db.Database, "notify_committed", "  after-commit listeners")
     wrap(routes.responses, "json_response", "build the JSON response")
     wrap(app, "process_response", "after_request hooks")
     return totals
