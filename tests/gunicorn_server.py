@@ -115,6 +115,13 @@ class Gunicorn:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)  # type: ignore[union-attr]
         return [int(p) for p in out.stdout.split()]
 
+    def serving_pids(self) -> set[int]:
+        """The pids that have answered at least one request (any worker, ever)."""
+        if not self.access_log.exists():
+            return set()
+        lines = self.access_log.read_text().splitlines()
+        return {int(m[1]) for m in map(_ACCESS.match, lines) if m}
+
     def served_by(self, method: str, path: str) -> Counter[int]:
         """How many ``method`` requests for ``path`` (query excluded) each worker pid served."""
         served: Counter[int] = Counter()
