@@ -37,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import free_port, peak_rss_mb, prepare_creditline, start, wrk  # noqa: E402
+from bench.ingest import bracketed, free_port, peak_rss_mb, prepare_creditline, start, wrk  # noqa: E402
 from core.pricing import usage_cost_ucr  # noqa: E402
 
 BATCH = 1000
@@ -229,12 +229,11 @@ def main() -> None:
         def raw() -> dict[str, float]:
             return run_raw_sqlite(str(raw_db), args.batches)
 
-    # The baseline runs before and after Creditline: this machine's pace
-    # drifts within minutes, and the mean of the two brackets Creditline's run.
+    # The baseline runs before and after Creditline (``bench.ingest.bracketed``).
     before = raw()
     creditline = run_creditline(url, key, args.seconds)
     after = raw()
-    raw_rate = (before["events_per_s"] + after["events_per_s"]) / 2
+    raw_rate, warning = bracketed(before["events_per_s"], after["events_per_s"])
     print(
         f"database: {url.split('://')[0]}; {raw_name}: {args.batches} x {BATCH} events, before"
         f" and after Creditline; Creditline: gunicorn 2 workers, wrk 2 connections, {args.seconds}s"
@@ -249,9 +248,8 @@ def main() -> None:
     )
     ratio = creditline["events_per_s"] / raw_rate
     print(f"ratio creditline/raw: {ratio:.2f} (target: {target})")
-    drift = abs(before["events_per_s"] - after["events_per_s"]) / raw_rate
-    if drift > 0.25:
-        print(f"the baseline moved {drift:.0%} during the run: repeat it before using the ratio")
+    if warning:
+        print(warning)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,20 @@ def start(app: str, env: dict[str, str], port: int) -> subprocess.Popen:
     raise RuntimeError(f"{app} did not start")
 
 
+def bracketed(before: float, after: float) -> tuple[float, str]:
+    """A baseline measured before and after the run it brackets: its mean, and
+    a warning line (empty if none) when the two differ by more than 25 %.
+    This machine's pace drifts within minutes."""
+    mean = (before + after) / 2
+    drift = abs(before - after) / mean
+    warning = (
+        f"the baseline moved {drift:.0%} during the run: repeat it before using the ratio"
+        if drift > 0.25
+        else ""
+    )
+    return mean, warning
+
+
 def wrk(
     port: int,
     seconds: int,
@@ -174,8 +188,7 @@ def main() -> None:
         "app:create_app()",
         {"DATABASE_URL": url, "SECRET_KEY": "bench", "API_RATE_LIMIT": "100000000/minute"},
     )
-    # The baseline runs before and after Creditline: this machine's pace
-    # drifts within minutes, and the mean of the two brackets Creditline's run.
+    # The baseline runs before and after Creditline (``bracketed``).
     results = {}
     for name, (app, env) in (
         ("baseline", baseline),
@@ -207,11 +220,11 @@ def main() -> None:
         )
     # docs/PERFORMANCE.md: >= 0.9 x the bare sqlite3 app, >= 0.6 x the bare psycopg app.
     target = 0.6 if url.startswith("postgresql") else 0.9
-    before, after = results["baseline"]["rps"], results["baseline, after"]["rps"]
-    ratio = results["creditline"]["rps"] / ((before + after) / 2)
+    mean, warning = bracketed(results["baseline"]["rps"], results["baseline, after"]["rps"])
+    ratio = results["creditline"]["rps"] / mean
     print(f"ratio creditline/baseline (mean of before and after): {ratio:.2f} (target >= {target})")
-    if abs(before - after) / ((before + after) / 2) > 0.25:
-        print("the baseline moved more than 25 % during the run: repeat it before using the ratio")
+    if warning:
+        print(warning)
 
 
 if __name__ == "__main__":

@@ -115,22 +115,22 @@ class Gunicorn:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)  # type: ignore[union-attr]
         return [int(p) for p in out.stdout.split()]
 
+    def _served(self) -> list[re.Match[str]]:
+        """The access log's requests: pid, status, method, path."""
+        if not self.access_log.exists():
+            return []
+        lines = self.access_log.read_text().splitlines()
+        return [m for m in map(_ACCESS.match, lines) if m]
+
     def serving_pids(self) -> set[int]:
         """The pids that have answered at least one request (any worker, ever)."""
-        if not self.access_log.exists():
-            return set()
-        lines = self.access_log.read_text().splitlines()
-        return {int(m[1]) for m in map(_ACCESS.match, lines) if m}
+        return {int(m[1]) for m in self._served()}
 
     def served_by(self, method: str, path: str) -> Counter[int]:
         """How many ``method`` requests for ``path`` (query excluded) each worker pid served."""
-        served: Counter[int] = Counter()
-        if self.access_log.exists():
-            for line in self.access_log.read_text().splitlines():
-                match = _ACCESS.match(line)
-                if match and match[3] == method and match[4].split("?")[0] == path:
-                    served[int(match[1])] += 1
-        return served
+        return Counter(
+            int(m[1]) for m in self._served() if m[3] == method and m[4].split("?")[0] == path
+        )
 
     def stop(self) -> None:
         """Graceful stop; after 10 s the master and its workers are killed (a
