@@ -211,6 +211,7 @@ class OutboxThread:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.nudges = 0  # wake-ups asked for; for tests
+        self.failures = 0  # drains failed in a row (``drain_round``)
 
     def start(self) -> None:
         with self._lock:
@@ -234,11 +235,31 @@ class OutboxThread:
         if self._thread is not None:
             self._thread.join()
 
+    def drain_round(self) -> None:
+        """One drain, never raising: with the database away, the next round tries
+        again. The first failure of a run of them is logged with its traceback,
+        each later one as a single line, and the first success after them says
+        so, so an outage reads as three kinds of line rather than a traceback
+        every ``poll_seconds``."""
+        try:
+            self.deliverer.drain_once()
+        except Exception as exc:
+            self.failures += 1
+            if self.failures == 1:
+                log.exception("outbox drain failed; retrying every %ss", self.poll_seconds)
+            else:
+                log.warning(
+                    "outbox drain failed again (%d rounds in a row): %s",
+                    self.failures,
+                    f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                )
+            return
+        if self.failures:
+            log.warning("outbox drain works again after %d failed rounds", self.failures)
+            self.failures = 0
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.deliverer.drain_once()
-            except Exception:  # the database away: try again on the next round
-                log.exception("outbox drain failed")
+            self.drain_round()
             self._wake.wait(self.poll_seconds)
             self._wake.clear()

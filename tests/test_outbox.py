@@ -4,6 +4,7 @@ afterwards to a loopback SMTP server and a loopback HTTP receiver."""
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from core.clock import utcnow
 from core.errors import InsufficientCredits, ValidationError
 from core.mailer import MailServer
 from core.outbox_models import OutboxMessage
-from core.outbox_worker import LEASE, MAX_ATTEMPTS, OutboxDeliverer, backoff
+from core.outbox_worker import LEASE, MAX_ATTEMPTS, OutboxDeliverer, OutboxThread, backoff
 from core.pricing import MICRO
 from core.secret_box import SecretBox
 from core.webhook_signing import SIGNATURE_HEADER, verify
@@ -339,3 +340,37 @@ def test_the_thread_is_woken_only_by_commits_that_add_messages(
     finally:
         thread.stop()
         app.extensions["creditline.db"].dispose()
+
+
+def test_an_outage_logs_one_traceback_then_one_line_a_round(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the outbox cannot be read (here its table is renamed away, a real
+    failure of the database), the first failed round logs its traceback, later
+    ones a line each, and the first good round says the drains work again."""
+    thread = OutboxThread(app.extensions["creditline.outbox"], poll_seconds=10)
+    db = app.extensions["creditline.db"]
+
+    def rename(old: str, new: str) -> None:
+        with db.raw_write() as cur:
+            cur.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    caplog.set_level(logging.INFO, logger="core.outbox_worker")
+    rename("outbox_messages", "outbox_messages_away")
+    try:
+        for _ in range(3):
+            thread.drain_round()
+    finally:
+        rename("outbox_messages_away", "outbox_messages")
+    thread.drain_round()
+    thread.drain_round()
+
+    records = [r for r in caplog.records if r.name == "core.outbox_worker"]
+    assert [r.exc_info is not None for r in records] == [True, False, False, False]
+    first, again, third, back = (r.getMessage() for r in records)
+    assert first == "outbox drain failed; retrying every 10s"
+    assert again.startswith("outbox drain failed again (2 rounds in a row): ")
+    assert "outbox_messages" in again and "\n" not in again
+    assert third.startswith("outbox drain failed again (3 rounds in a row): ")
+    assert back == "outbox drain works again after 3 failed rounds"
+    assert thread.failures == 0
