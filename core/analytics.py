@@ -8,7 +8,10 @@ Closed days are summed once. A day's rollup rows stop changing when the day
 is over (events are rolled up by UTC day of charge, and nothing else writes
 ``usage_daily``), so the 30-day figures of the days before yesterday are
 summed once per process and then moved along a day at a time
-(``ClosedDays``); only yesterday and today are read on each request.
+(``ClosedDays``); only yesterday and today are read on each request, as
+sums the database makes (one row per day and model, one per user: with 10k
+users, fetching their ~16k rollup rows and adding them up in Python took
+longer than the rest of the page).
 Yesterday stays live as a margin for a debit that priced an event just
 before midnight and committed just after. With 10k users the window holds
 ~300k rollup rows; summing them on every page view took over a second
@@ -20,6 +23,7 @@ is not stored), so a day's net is what that day's sales finally brought in.
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -102,8 +106,8 @@ def report(session: Session, today: date, closed: ClosedDays, days: int = 30) ->
         months[d.strftime("%Y-%m")][1] += refunds
     monthly = [Revenue(m, g, r) for m, (g, r) in sorted(months.items(), reverse=True)][:12]
 
-    usage = closed.totals(session, since, today - timedelta(days=1)).merged(
-        _live_rows(session, max(since, today - timedelta(days=1)))
+    usage = closed.totals(session, since, today - timedelta(days=1)).plus(
+        _window_totals(session, max(since, today - timedelta(days=1)), None)
     )
     flows = [
         DayFlow(d, by_day.get(d, (0, 0, 0))[2], usage.by_day.get(d, 0)) for d in _days(since, today)
@@ -146,14 +150,16 @@ class UsageTotals:
     by_model: dict[int, tuple[int, int, int, int]]  # model id -> events, in, out, µcr
     by_user: dict[int, tuple[int, int]]  # user id -> µcr, events
 
-    def merged(self, rows: list[tuple[int, date, int, int, int, int, int]]) -> UsageTotals:
-        """These totals plus rollup rows (user, day, model, events, in, out, µcr)."""
+    def plus(self, other: UsageTotals) -> UsageTotals:
+        """These totals and ``other``'s (of other days) added up."""
         by_day, by_model, by_user = self._copies()
-        for user_id, day, model_id, events, tokens_in, tokens_out, cost in rows:
+        for day, cost in other.by_day.items():
             by_day[day] = by_day.get(day, 0) + cost
-            _add(by_user, user_id, (cost, events))
-            _add(by_model, model_id, (events, tokens_in, tokens_out, cost))
-        return UsageTotals(by_day, by_model, by_user)  # type: ignore[arg-type]
+        for model_id, sums in other.by_model.items():
+            _add(by_model, model_id, sums)
+        for user_id, sums in other.by_user.items():
+            _add(by_user, user_id, sums)
+        return UsageTotals(by_day, by_model, by_user)
 
     def slid(self, since: date, leaving: UsageTotals, entering: UsageTotals) -> UsageTotals:
         """The window moved on: days before ``since`` leave, ``entering`` joins."""
@@ -206,11 +212,11 @@ class ClosedDays:
             if key == (since, until):
                 return self._totals
             if key is not None and key[0] <= since < key[1] <= until:
-                leaving = _closed_totals(session, key[0], since)
-                entering = _closed_totals(session, key[1], until)
+                leaving = _window_totals(session, key[0], since)
+                entering = _window_totals(session, key[1], until)
                 self._totals = self._totals.slid(since, leaving, entering)
             else:
-                self._totals = _closed_totals(session, since, until)
+                self._totals = _window_totals(session, since, until)
                 self.loads += 1
             self._key = (since, until)
             if self._database is not None:
@@ -227,10 +233,15 @@ class ClosedDays:
             self.restored += 1
 
 
-def _closed_totals(session: Session, since: date, until: date) -> UsageTotals:
-    if since >= until:
+def _window_totals(session: Session, since: date, until: date | None) -> UsageTotals:
+    """Totals of the rollup rows of the days in [since, until), or from
+    ``since`` on when ``until`` is None; summed by the database, which hands
+    back one row per (day, model) and one per user."""
+    if until is not None and since >= until:
         return UsageTotals({}, {}, {})
-    window = (UsageDaily.day >= since, UsageDaily.day < until)
+    window = [UsageDaily.day >= since]
+    if until is not None:
+        window.append(UsageDaily.day < until)
     by_day: dict[date, int] = defaultdict(int)
     by_model: dict[int, tuple[int, ...]] = {}
     for day, model_id, events, tokens_in, tokens_out, cost in session.execute(
@@ -256,23 +267,6 @@ def _closed_totals(session: Session, since: date, until: date) -> UsageTotals:
         )
     }
     return UsageTotals(dict(by_day), by_model, by_user)  # type: ignore[arg-type]
-
-
-def _live_rows(session: Session, since: date) -> list[tuple[int, date, int, int, int, int, int]]:
-    return [
-        (user_id, as_date(day), model_id, int(ev), int(t_in), int(t_out), int(cost))
-        for user_id, day, model_id, ev, t_in, t_out, cost in session.execute(
-            select(
-                UsageDaily.user_id,
-                UsageDaily.day,
-                UsageDaily.model_id,
-                UsageDaily.events,
-                UsageDaily.input_tokens,
-                UsageDaily.output_tokens,
-                UsageDaily.cost_ucr,
-            ).where(UsageDaily.day >= since)
-        )
-    ]
 
 
 def _by_model(session: Session, totals: dict[int, tuple[int, int, int, int]]) -> list[ModelUse]:
@@ -301,7 +295,7 @@ def _by_model(session: Session, totals: dict[int, tuple[int, int, int, int]]) ->
 def _top_users(
     session: Session, by_user: dict[int, tuple[int, int]], limit: int
 ) -> list[tuple[str, int]]:
-    ranked = sorted(by_user.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    ranked = heapq.nsmallest(limit, by_user.items(), key=lambda kv: (-kv[1][0], kv[0]))
     top = [(user_id, cost) for user_id, (cost, _) in ranked]
     emails = dict(
         session.execute(select(User.id, User.email).where(User.id.in_([u for u, _ in top]))).all()

@@ -296,6 +296,8 @@ class UsageDaily(Base):
     the debit's transaction so dashboards never scan the event history."""
 
     __tablename__ = "usage_daily"
+    # Admin analytics read a day or two of every user's rows (core.analytics).
+    __table_args__ = (Index("ix_usage_daily_day", "day"),)
 
     user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)

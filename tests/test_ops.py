@@ -55,6 +55,22 @@ def test_healthz_answers_503_when_the_database_is_down(tmp_path: Path) -> None:
     down.extensions["creditline.db"].dispose()
 
 
+def test_a_new_app_renders_from_compiled_templates(db_config: dict[str, Any], app: Flask) -> None:
+    """Templates compiled by one app (worker) are kept on disk, and the next
+    one renders its first page from them without compiling anything."""
+    assert app.test_client().get("/auth/login").status_code == 200
+    second = make_test_app(db_config)
+
+    def compile_again(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("a template was compiled again")
+
+    second.jinja_env.compile = compile_again  # type: ignore[method-assign]
+    response = second.test_client().get("/auth/login")
+    assert response.status_code == 200
+    assert 'name="password"' in response.get_data(as_text=True)
+    second.extensions["creditline.db"].dispose()
+
+
 def test_metrics_count_committed_charges_and_rejections(
     client: FlaskClient, api: Api, billing: Billing
 ) -> None:
