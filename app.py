@@ -32,7 +32,7 @@ def create_app(
     _load_config(app, test_config)
     # Compiled templates are kept on disk (Jinja's default: a directory of the
     # system's temp dir that only this user can read), so a new worker renders
-    # its first page without compiling the templates again (40-50 ms for the
+    # its first page without compiling the templates again (37 ms for the
     # analytics page). A changed template's checksum makes it compile anew.
     app.jinja_env.bytecode_cache = FileSystemBytecodeCache()
 

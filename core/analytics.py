@@ -106,8 +106,9 @@ def report(session: Session, today: date, closed: ClosedDays, days: int = 30) ->
         months[d.strftime("%Y-%m")][1] += refunds
     monthly = [Revenue(m, g, r) for m, (g, r) in sorted(months.items(), reverse=True)][:12]
 
-    usage = closed.totals(session, since, today - timedelta(days=1)).plus(
-        _window_totals(session, max(since, today - timedelta(days=1)), None)
+    yesterday = today - timedelta(days=1)
+    usage = closed.totals(session, since, yesterday).plus(
+        _window_totals(session, max(since, yesterday), None)
     )
     flows = [
         DayFlow(d, by_day.get(d, (0, 0, 0))[2], usage.by_day.get(d, 0)) for d in _days(since, today)
@@ -150,30 +151,26 @@ class UsageTotals:
     by_model: dict[int, tuple[int, int, int, int]]  # model id -> events, in, out, µcr
     by_user: dict[int, tuple[int, int]]  # user id -> µcr, events
 
-    def plus(self, other: UsageTotals) -> UsageTotals:
-        """These totals and ``other``'s (of other days) added up."""
+    def plus(self, other: UsageTotals, sign: int = 1) -> UsageTotals:
+        """These totals and ``other``'s added up (``sign`` -1: taken away)."""
         by_day, by_model, by_user = self._copies()
         for day, cost in other.by_day.items():
-            by_day[day] = by_day.get(day, 0) + cost
+            by_day[day] = by_day.get(day, 0) + sign * cost
         for model_id, sums in other.by_model.items():
-            _add(by_model, model_id, sums)
+            _add(by_model, model_id, tuple(sign * v for v in sums))
         for user_id, sums in other.by_user.items():
-            _add(by_user, user_id, sums)
+            _add(by_user, user_id, tuple(sign * v for v in sums))
         return UsageTotals(by_day, by_model, by_user)
 
     def slid(self, since: date, leaving: UsageTotals, entering: UsageTotals) -> UsageTotals:
         """The window moved on: days before ``since`` leave, ``entering`` joins."""
-        by_day, by_model, by_user = self._copies()
-        by_day = {d: v for d, v in by_day.items() if d >= since} | entering.by_day
-        for sign, totals in ((-1, leaving), (1, entering)):
-            for model_id, sums in totals.by_model.items():
-                _add(by_model, model_id, tuple(sign * v for v in sums))
-            for user_id, sums in totals.by_user.items():
-                _add(by_user, user_id, tuple(sign * v for v in sums))
+        moved = self.plus(leaving, -1).plus(entering)
         # Every rollup row has events >= 1: no events left means no rows left.
-        by_model = {m: v for m, v in by_model.items() if v[0]}
-        by_user = {u: v for u, v in by_user.items() if v[1]}
-        return UsageTotals(by_day, by_model, by_user)  # type: ignore[arg-type]
+        return UsageTotals(
+            {d: v for d, v in moved.by_day.items() if d >= since},
+            {m: v for m, v in moved.by_model.items() if v[0]},
+            {u: v for u, v in moved.by_user.items() if v[1]},
+        )
 
     def _copies(self) -> tuple[dict, dict, dict]:  # type: ignore[type-arg]
         return dict(self.by_day), dict(self.by_model), dict(self.by_user)

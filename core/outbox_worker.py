@@ -52,6 +52,11 @@ def backoff(attempts: int) -> timedelta:
     return min(BASE_DELAY * (2 ** max(attempts - 1, 0)), MAX_DELAY)
 
 
+def _describe(exc: BaseException) -> str:
+    """An error as stored and logged: its type and message."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass(frozen=True)
 class _Claimed:
     id: int
@@ -169,7 +174,7 @@ class OutboxDeliverer:
         try:
             send()
         except Exception as exc:  # any failure of the far side: retried
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = _describe(exc)[:500]
             log.warning("outbox row %s attempt %s failed: %s", row.id, row.attempts, error)
             if row.attempts >= MAX_ATTEMPTS:
                 self._record(row, now, status="failed", error=error)
@@ -251,7 +256,7 @@ class OutboxThread:
                 log.warning(
                     "outbox drain failed again (%d rounds in a row): %s",
                     self.failures,
-                    f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                    _describe(exc).splitlines()[0][:300],
                 )
             return
         if self.failures:
