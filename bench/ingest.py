@@ -156,6 +156,21 @@ def prepare_creditline(database_url: str, users: int = 1) -> str:
     return key
 
 
+def fresh_copy_url(url: str, work: Path) -> str:
+    """A second, empty database like ``url`` for the bare ledger app: a file
+    beside the benchmark's, or a database of its own on the same server."""
+    if not url.startswith("postgresql"):
+        return f"sqlite:///{work / 'bare-ledger.db'}"
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    copy = f"{name}_bare_ledger"
+    with psycopg.connect("postgresql://" + url.split("://", 1)[1], autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {copy}")
+        conn.execute(f"CREATE DATABASE {copy}")
+    return f"{base}/{copy}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -183,6 +198,12 @@ def main() -> None:
         setup(baseline_db)
         baseline = ("bench.baseline_app:app", {"BASELINE_DB": baseline_db})
 
+    ledger_url = fresh_copy_url(url, work)
+    prepare_creditline(ledger_url, args.users)
+    ledger_target = ledger_url.split("/", 3)[3] if ledger_url.startswith("sqlite") else (
+        "postgresql://" + ledger_url.split("://", 1)[1]
+    )
+    bare_ledger = ("bench.baseline_ledger_app:app", {"BASELINE_LEDGER_DB": ledger_target})
     users = (str(args.users),)
     creditline = (
         "app:create_app()",
@@ -192,6 +213,7 @@ def main() -> None:
     results = {}
     for name, (app, env) in (
         ("baseline", baseline),
+        ("bare ledger", bare_ledger),
         ("creditline", creditline),
         ("baseline, after", baseline),
     ):
@@ -223,6 +245,12 @@ def main() -> None:
     mean, warning = bracketed(results["baseline"]["rps"], results["baseline, after"]["rps"])
     ratio = results["creditline"]["rps"] / mean
     print(f"ratio creditline/baseline (mean of before and after): {ratio:.2f} (target >= {target})")
+    ledger_rps = results["bare ledger"]["rps"]
+    print(
+        f"bare ledger/baseline: {ledger_rps / mean:.2f} (what the rows cost);"
+        f" creditline/bare ledger: {results['creditline']['rps'] / ledger_rps:.2f}"
+        " (what Creditline's own code costs)"
+    )
     if warning:
         print(warning)
 
