@@ -89,7 +89,8 @@ _SQLITE_ROLLUP = (
 )
 # PostgreSQL: one statement.
 _PG_CHARGE = (
-    "WITH w AS (" + _DEBIT.format(p="%(cost)s").replace("email = %(cost)s", "email = %(email)s")
+    "WITH w AS ("
+    + _DEBIT.format(p="%(cost)s").replace("email = %(cost)s", "email = %(email)s")
     + " RETURNING id, user_id, balance_ucr),"
     f" ev AS (INSERT INTO usage_events ({_EVENT_COLUMNS})"
     " SELECT %(key)s, %(event_id)s, %(hash)s, %(email)s, w.user_id, 'gpt-4o-mini', %(model)s,"
@@ -139,9 +140,24 @@ def _charge_sqlite(conn: sqlite3.Connection, v: dict[str, Any]) -> tuple[int, in
         event_pk = conn.execute(
             _SQLITE_EVENT,
             (
-                v["key"], v["event_id"], v["hash"], v["email"], user_id, "gpt-4o-mini",
-                v["model"], v["input"], v["output"], v["cost"], v["rate"], v["in_price"],
-                v["out_price"], v["rate_version"], v["price_version"], balance, now, now,
+                v["key"],
+                v["event_id"],
+                v["hash"],
+                v["email"],
+                user_id,
+                "gpt-4o-mini",
+                v["model"],
+                v["input"],
+                v["output"],
+                v["cost"],
+                v["rate"],
+                v["in_price"],
+                v["out_price"],
+                v["rate_version"],
+                v["price_version"],
+                balance,
+                now,
+                now,
             ),
         ).fetchone()[0]
         conn.execute(
@@ -169,10 +185,8 @@ def usage() -> Response:
     body = json.loads(raw)
     conn = connection()
     c = _constants
-    numerator = (
-        body["input_tokens"] * c["in_price"] + body["output_tokens"] * c["out_price"]
-    ) * c["rate"]
-    cost = -(-numerator // 1_000_000)  # µcr, rounded up (as Creditline prices)
+    usd_e12 = body["input_tokens"] * c["in_price"] + body["output_tokens"] * c["out_price"]
+    cost = -(-usd_e12 * c["rate"] // 1_000_000)  # µcr, rounded up (as Creditline prices)
     values = {
         **c,
         "event_id": body["event_id"],
@@ -188,7 +202,9 @@ def usage() -> Response:
     if charged is None:
         return Response('{"error": "insufficient_credits"}', 402, mimetype="application/json")
     return Response(
-        json.dumps({"event_id": body["event_id"], "status": "charged", "balance_after": charged[1]}),
+        json.dumps(
+            {"event_id": body["event_id"], "status": "charged", "balance_after": charged[1]}
+        ),
         201,
         mimetype="application/json",
     )

@@ -200,8 +200,10 @@ def main() -> None:
 
     ledger_url = fresh_copy_url(url, work)
     prepare_creditline(ledger_url, args.users)
-    ledger_target = ledger_url.split("/", 3)[3] if ledger_url.startswith("sqlite") else (
-        "postgresql://" + ledger_url.split("://", 1)[1]
+    ledger_target = (
+        ledger_url.split("/", 3)[3]
+        if ledger_url.startswith("sqlite")
+        else ("postgresql://" + ledger_url.split("://", 1)[1])
     )
     bare_ledger = ("bench.baseline_ledger_app:app", {"BASELINE_LEDGER_DB": ledger_target})
     users = (str(args.users),)
