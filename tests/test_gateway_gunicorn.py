@@ -270,3 +270,51 @@ def test_the_overdraft_race(db_config: dict[str, Any], tmp_path: Path, with_usag
         balance, reserved = world.wallet()
         assert reserved == 0 and balance >= 0
         assert world.billing.problems() == []
+
+
+def _listen_backlog(port: int) -> int:
+    """Connections waiting to be accepted on 127.0.0.1:``port``: the receive
+    queue of its LISTEN entry in /proc/net/tcp."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state, queues = line.split()[1], line.split()[3], line.split()[4]
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            return int(queues.split(":")[1], 16)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def chat(world: World) -> int:
+    """One non-stream chat call; its status."""
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 20}
+    headers = {"Authorization": f"Bearer {world.key}"}
+    return httpx.post(world.chat_url, json=body, headers=headers, timeout=60).status_code
+
+
+def test_a_worker_whose_threads_are_busy_leaves_new_calls_to_the_others(
+    db_config: dict[str, Any], tmp_path: Path
+) -> None:
+    """deploy/gunicorn.conf.py's worker accepts a connection only while it has
+    a free thread: with gunicorn's own gthread worker, a worker holding
+    fewer connections than ``worker_connections`` (threads + 8) accepts more
+    and queues them inside itself until a call ends, while another worker
+    may have threads free."""
+    with make_world(db_config, tmp_path, env={"GUNICORN_THREADS": "2"}) as world:
+        first, second = world.server.worker_pids()
+        world.upstream.next(*[Scenario(hang=True, usage=Usage(10, 5))] * 4)
+        pool = ThreadPoolExecutor(4)
+        try:
+            os.kill(second, signal.SIGSTOP)  # for now only the first worker accepts
+            try:
+                calls = [pool.submit(chat, world) for _ in range(2)]
+                world.upstream.wait_for_hung(2)  # both of its threads are busy
+                calls += [pool.submit(chat, world) for _ in range(2)]
+                # It leaves the two new connections to the listen backlog.
+                wait_for(lambda: _listen_backlog(world.server.port) == 2)
+            finally:
+                os.kill(second, signal.SIGCONT)
+            world.upstream.wait_for_hung(4)  # the second worker took them at once
+        finally:
+            world.upstream.release()
+            pool.shutdown(wait=True)
+        assert [call.result() for call in calls] == [200] * 4
+        assert world.server.served_by("POST", "/v1/chat/completions") == {first: 2, second: 2}
+        assert len(world.events()) == 4 and world.billing.problems() == []
