@@ -1,10 +1,17 @@
 """Benchmark 1: single-event ingest, Creditline vs a bare baseline, same setup.
 
-Both apps run under gunicorn (2 sync workers) on 127.0.0.1 and take the same
+The apps run under gunicorn (2 sync workers) on 127.0.0.1 and take the same
 wrk load (distinct event ids, so every request is a real debit). The baseline
 runs before and after Creditline (the machine's pace drifts). Prints the
 throughputs, p50/p99 latency, the ratio against the baseline's mean, and each
 server's peak worker RSS.
+
+Between them runs the bare ledger app (``bench/baseline_ledger_app.py``): the
+rows one charged event must write in Creditline's own schema (event, balance,
+ledger entry, rollup) and nothing else, on a second database prepared like
+Creditline's. Its ratio to the baseline is what those rows cost; Creditline's
+ratio to it is what Creditline's own code (auth, rate limit, validation,
+idempotency, pricing, metrics) costs.
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--connections 8] [--users 20]
         [--database-url URL]
