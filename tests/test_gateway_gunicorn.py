@@ -276,7 +276,7 @@ def _listen_backlog(port: int) -> int:
     """Connections waiting to be accepted on 127.0.0.1:``port``: the receive
     queue of its LISTEN entry in /proc/net/tcp."""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state, queues = line.split()[1], line.split()[3], line.split()[4]
+        _, local, _, state, queues = line.split()[:5]
         if state == "0A" and int(local.split(":")[1], 16) == port:
             return int(queues.split(":")[1], 16)
     raise AssertionError(f"nothing listens on port {port}")
