@@ -44,7 +44,6 @@ from flask import Flask, Response, request
 
 TARGET = os.environ.get("BASELINE_LEDGER_DB", "/tmp/creditline-ledger.db")
 PG = TARGET.startswith("postgresql")
-P = "%s" if PG else "?"
 app = Flask(__name__)
 _local = threading.local()
 _constants: dict[str, Any] = {}
@@ -57,9 +56,9 @@ _CONSTANTS = (
     " FROM ai_models m WHERE m.name = 'gpt-4o-mini'"
 )
 _DEBIT = (
-    "UPDATE wallets SET balance_ucr = balance_ucr - {p}"
-    " WHERE user_id = (SELECT id FROM users WHERE email = {p})"
-    " AND balance_ucr - reserved_ucr - {p} >= 0"
+    "UPDATE wallets SET balance_ucr = balance_ucr - {cost}"
+    " WHERE user_id = (SELECT id FROM users WHERE email = {email})"
+    " AND balance_ucr - reserved_ucr - {cost} >= 0 RETURNING id, user_id, balance_ucr"
 )
 _EVENT_COLUMNS = (
     "integration_key_id, event_id, payload_hash, user_ref, user_id, model_name, model_id,"
@@ -74,7 +73,7 @@ _ROLLUP_CONFLICT = (
     " cost_ucr = usage_daily.cost_ucr + excluded.cost_ucr"
 )
 # SQLite: four statements.
-_SQLITE_DEBIT = _DEBIT.format(p="?") + " RETURNING id, user_id, balance_ucr"
+_SQLITE_DEBIT = _DEBIT.format(cost="?", email="?")
 _SQLITE_EVENT = (
     f"INSERT INTO usage_events ({_EVENT_COLUMNS})"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'charged', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
@@ -89,9 +88,7 @@ _SQLITE_ROLLUP = (
 )
 # PostgreSQL: one statement.
 _PG_CHARGE = (
-    "WITH w AS ("
-    + _DEBIT.format(p="%(cost)s").replace("email = %(cost)s", "email = %(email)s")
-    + " RETURNING id, user_id, balance_ucr),"
+    f"WITH w AS ({_DEBIT.format(cost='%(cost)s', email='%(email)s')}),"
     f" ev AS (INSERT INTO usage_events ({_EVENT_COLUMNS})"
     " SELECT %(key)s, %(event_id)s, %(hash)s, %(email)s, w.user_id, 'gpt-4o-mini', %(model)s,"
     " %(input)s, %(output)s, %(cost)s, 'charged', %(rate)s, %(in_price)s, %(out_price)s,"

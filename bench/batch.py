@@ -37,7 +37,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import bracketed, free_port, peak_rss_mb, prepare_creditline, start, wrk  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    bracketed,
+    driver_target,
+    free_port,
+    peak_rss_mb,
+    prepare_creditline,
+    start,
+    wrk,
+)
 from core.pricing import usage_cost_ucr  # noqa: E402
 
 BATCH = 1000
@@ -217,7 +225,7 @@ def main() -> None:
     key = prepare_creditline(url)
     if url.startswith("postgresql"):
         raw_name, target = "raw psycopg", ">= 0.5"
-        dsn = "postgresql://" + url.split("://", 1)[1]
+        dsn = driver_target(url)
 
         def raw() -> dict[str, float]:
             return run_raw_pg(dsn, args.batches)

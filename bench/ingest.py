@@ -163,6 +163,14 @@ def prepare_creditline(database_url: str, users: int = 1) -> str:
     return key
 
 
+def driver_target(url: str) -> str:
+    """What a bare app's driver takes for the SQLAlchemy ``url``: a SQLite
+    file's path, or a libpq connection string."""
+    if url.startswith("postgresql"):
+        return "postgresql://" + url.split("://", 1)[1]
+    return url.removeprefix("sqlite:///")
+
+
 def fresh_copy_url(url: str, work: Path) -> str:
     """A second, empty database like ``url`` for the bare ledger app: a file
     beside the benchmark's, or a database of its own on the same server."""
@@ -172,7 +180,7 @@ def fresh_copy_url(url: str, work: Path) -> str:
 
     base, _, name = url.rpartition("/")
     copy = f"{name}_bare_ledger"
-    with psycopg.connect("postgresql://" + url.split("://", 1)[1], autocommit=True) as conn:
+    with psycopg.connect(driver_target(url), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {copy}")
         conn.execute(f"CREATE DATABASE {copy}")
     return f"{base}/{copy}"
@@ -195,7 +203,7 @@ def main() -> None:
         # The same PostgreSQL server and database, the bare app in its own schema.
         from bench.baseline_pg_app import setup as setup_pg
 
-        dsn = "postgresql://" + url.split("://", 1)[1]
+        dsn = driver_target(url)
         setup_pg(dsn, bench_users(args.users) or ["bench@example.com"])
         baseline = ("bench.baseline_pg_app:app", {"BASELINE_PG": dsn})
     else:
@@ -207,12 +215,10 @@ def main() -> None:
 
     ledger_url = fresh_copy_url(url, work)
     prepare_creditline(ledger_url, args.users)
-    ledger_target = (
-        ledger_url.split("/", 3)[3]
-        if ledger_url.startswith("sqlite")
-        else ("postgresql://" + ledger_url.split("://", 1)[1])
+    bare_ledger = (
+        "bench.baseline_ledger_app:app",
+        {"BASELINE_LEDGER_DB": driver_target(ledger_url)},
     )
-    bare_ledger = ("bench.baseline_ledger_app:app", {"BASELINE_LEDGER_DB": ledger_target})
     users = (str(args.users),)
     creditline = (
         "app:create_app()",

@@ -142,7 +142,7 @@ class RawCursor:
         if self.is_sqlite:
             return cursor.description is not None
         result = cursor.pgresult
-        return result is not None and result.status == _PG_TUPLES_OK
+        return result is not None and result.status == ExecStatus.TUPLES_OK
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         if (self.first_failed is not None or self.begin_pending) and rows:
@@ -243,4 +243,3 @@ def insert_sql(table: str, columns: Sequence[str]) -> str:
 
 
 _SQL_CACHE: dict[bool, dict[str, str]] = {True: {}, False: {}}
-_PG_TUPLES_OK = ExecStatus.TUPLES_OK

@@ -32,7 +32,7 @@ from core import audit, ledger, user_keys
 from core.clock import utcnow
 from core.hold_expiry import expire_overdue
 from core.pricing import MICRO as CR
-from tests.gateway_setup import EMAIL, MESSAGES, World, world_with
+from tests.gateway_setup import EMAIL, MESSAGES, World, post, world_with
 from tests.gunicorn_server import Gunicorn
 from tests.llm_upstream import Scenario, Usage
 
@@ -282,11 +282,12 @@ def _listen_backlog(port: int) -> int:
     raise AssertionError(f"nothing listens on port {port}")
 
 
+CHAT_BYTES = json.dumps({"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 20}).encode()
+
+
 def chat(world: World) -> int:
     """One non-stream chat call; its status."""
-    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 20}
-    headers = {"Authorization": f"Bearer {world.key}"}
-    return httpx.post(world.chat_url, json=body, headers=headers, timeout=60).status_code
+    return post(world, CHAT_BYTES).status_code
 
 
 def test_a_worker_whose_threads_are_busy_leaves_new_calls_to_the_others(
