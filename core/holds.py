@@ -47,7 +47,9 @@ transaction began ``IMMEDIATE``, so writers are serialised; on PostgreSQL the
 UPDATE locks the wallet row and re-evaluates its condition after any wait, so
 two holds can never both spend the same credits. Rows are locked in one
 order everywhere (holds, then wallets, then keys) so no two of these
-transactions deadlock.
+transactions deadlock; a take updates the key last of all, after the hold's
+INSERT, so that a refused one (its wallet UPDATE locked nothing) never waits
+for the wallet's row while it holds the key.
 
 Expiry is lazy (``core.hold_expiry``): a wallet's overdue holds are expired
 when it takes its next hold, and ``flask release-expired-holds`` sweeps them
@@ -247,12 +249,15 @@ def take(
         "k": request.user_key_id,
         "now": cur.db_value(now),
     }
+    # The key's UPDATE goes last (see Concurrency): when the wallet refuses,
+    # the hold's INSERT may still wait for the wallet's row (its foreign-key
+    # check) behind a writer that holds the wallet and goes on to the key.
     statements = [(_TAKE_WALLET, {**params, "need": amount - request.overdraft_ucr})]
     if max_active is not None:
         statements.append((_COUNT_ACTIVE, params))
+    statements.append((insert_sql("holds", list(hold)) + " RETURNING id", hold))
     if request.user_key_id is not None:
         statements.append((_TAKE_KEY, params))
-    statements.append((insert_sql("holds", list(hold)) + " RETURNING id", hold))
     results = iter(cur.execute_all(statements))
     if not next(results):
         raise _wallet_refusal(cur, request.wallet_id, amount)
@@ -263,9 +268,9 @@ def take(
                 f"You already have {running} calls running; wait for one to finish.",
                 retry_after=1,
             )
+    [(hold_id,)] = next(results)
     if request.user_key_id is not None and not next(results):
         raise _key_refusal(cur, request.user_key_id, amount, now)
-    [(hold_id,)] = next(results)
     metrics.count_hold("taken")
     return Hold(hold_id, request, amount, expires_at)
 

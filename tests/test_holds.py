@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from core.errors import ConcurrencyLimited, InsufficientCredits, KeyLimitReached
 from core.gateway.models import Hold as HoldRow
 from core.gateway.models import UserApiKey
 from core.models import LedgerEntry, UsageEvent
-from tests.conftest import Billing
+from tests.conftest import USING_PG, Billing
 from tests.hold_helpers import request_for, take, wallet
 
 CR = 1_000_000
@@ -221,4 +222,50 @@ def test_reported_usage_and_admin_debits_cannot_spend_reserved_credits(billing: 
     with billing.db.write() as s:
         ledger.adjust(s, audit.CLI, "kim@example.com", -400_000, "claw back the rest")
     assert wallet(billing, "kim@example.com") == (4_500_000, 4_500_000)
+    assert billing.problems() == []
+
+
+@pytest.mark.skipif(not USING_PG, reason="row locks: SQLite serialises its writers")
+def test_a_refused_hold_does_not_deadlock_with_a_writer_holding_the_wallet(
+    billing: Billing,
+) -> None:
+    """A writer holds the wallet's row (as the usage API's ``FOR UPDATE``) and
+    then updates the user's key, the documented order. A hold refused for
+    funds meanwhile waits for the wallet (its INSERT's foreign-key check)
+    without holding the key, so both finish: no deadlock, a plain refusal."""
+    kim = billing.user("kim@example.com", CR)  # less than the 4.5 credits a hold needs
+    with billing.db.write() as s:
+        key, _ = user_keys.create(s, audit.CLI, kim.id, "ci")
+        key_id, wallet_id = key.id, kim.wallet.id
+    request = request_for(billing, "kim@example.com", key_id=key_id)
+    outcome: list[BaseException | holds.Hold] = []
+
+    def taker() -> None:
+        try:
+            outcome.append(take(billing, request))
+        except BaseException as exc:  # reported by the assertion below
+            outcome.append(exc)
+
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    with billing.db.engine.connect() as writer, billing.db.engine.connect() as watcher:
+        writer.execute(text("SELECT id FROM wallets WHERE id = :w FOR UPDATE"), {"w": wallet_id})
+        thread = threading.Thread(target=taker)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while watcher.execute(waiting).scalar_one() == 0 and thread.is_alive():
+            assert time.monotonic() < deadline, "the hold never waited for the wallet"
+            time.sleep(0.01)
+            watcher.rollback()
+        # Waits for the taker only if it holds the key: a deadlock, found in 1 s.
+        writer.execute(
+            text("UPDATE user_api_keys SET reserved_ucr = reserved_ucr WHERE id = :k"),
+            {"k": key_id},
+        )
+        writer.commit()
+        thread.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], InsufficientCredits), outcome
+    assert wallet(billing, "kim@example.com") == (CR, 0)
     assert billing.problems() == []
