@@ -8,17 +8,22 @@ One run, three targets in front of the same loopback stand-in upstream
   (c) ``bench/baseline_meter.py``: (b) plus the two bare write transactions a
       call that cannot overdraw needs (a conditional hold committed before the
       upstream call, a conditional settle after it), on the same database,
-  (d) Creditline's ``/v1`` (key check, hold, upstream call, settle),
+  (d) ``bench/baseline_ledger_meter.py``: (c) writing the rows Creditline
+      keeps for a call (hold with its snapshot, key, usage event, ledger
+      entry, rollup) in Creditline's schema, on a second database migrated
+      like Creditline's, one statement per transaction on PostgreSQL,
+  (e) Creditline's ``/v1`` (key check, hold, upstream call, settle),
 
-(b), (c) and (d) under gunicorn with the same gthread settings
+(b) to (e) under gunicorn with the same gthread settings
 (``deploy/gunicorn.conf.py``, 2 workers) and threads sized for the stream
 load as the README says: ``streams / 2 + 32`` per worker.
 
 1. Non-stream chat, wrk at 16 connections: throughput and latency of each;
    prints Creditline / proxy throughput (target >= 0.7), Creditline / bare
    meter and bare meter / proxy (what two durable writes per call cost with
-   nothing else), and the latency added over the direct call (targets: p50 <= 3 ms, p99 <= 15 ms).
-2. 300 concurrent streams of about 10 s each against (a) and (c): errors,
+   nothing else), ledger meter / bare meter (what Creditline's rows cost) and
+   Creditline / ledger meter (what its own code costs), and the latency added over the direct call (targets: p50 <= 3 ms, p99 <= 15 ms).
+2. 300 concurrent streams of about 10 s each against (a) and (e): errors,
    time to first byte (overhead target p50 <= 5 ms), the server's total RSS
    (target <= 400 MB), and afterwards every call charged exactly its
    reported usage, nothing reserved, ``check-ledger`` clean.
@@ -52,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import baseline_meter  # noqa: E402
-from bench.ingest import free_port  # noqa: E402
+from bench.ingest import driver_target, free_port, fresh_copy_url  # noqa: E402
 
 STANDIN = """
 import sys, time
@@ -288,6 +293,8 @@ def main() -> None:
     procs = [json_up, stream_up]
     try:
         keys = prepare(url, {"json": json_url, "streams": stream_url}, fernet, args.users)
+        ledger_url = fresh_copy_url(url, work)
+        ledger_keys = prepare(ledger_url, {"json": json_url}, fernet, args.users)
         key = keys[0]  # the streams' user
         env = {
             "DATABASE_URL": url,
@@ -298,6 +305,7 @@ def main() -> None:
             "GATEWAY_MAX_CONCURRENT_PER_USER": "100000",
         }
         proxy_port, meter_port, gw_port = free_port(), free_port(), free_port()
+        ledger_port = free_port()
         threads = {"GUNICORN_THREADS": str(args.streams // 2 + 32)}
         proxy = start_gunicorn(
             "bench.baseline_proxy:app", {"UPSTREAM_URL": json_url, **threads}, proxy_port
@@ -313,12 +321,22 @@ def main() -> None:
             {"UPSTREAM_URL": json_url, "BASELINE_METER_DB": meter_db, **threads},
             meter_port,
         )
+        ledger_meter = start_gunicorn(
+            "bench.baseline_ledger_meter:app",
+            {
+                "UPSTREAM_URL": json_url,
+                "BASELINE_LEDGER_METER_DB": driver_target(ledger_url),
+                **threads,
+            },
+            ledger_port,
+        )
         gateway = start_gunicorn("app:create_app()", {**env, **threads}, gw_port)
-        procs += [proxy, meter, gateway]
+        procs += [proxy, meter, ledger_meter, gateway]
         targets = {
             "direct": (json_url.removesuffix("/v1"), ""),
             "proxy": (f"http://127.0.0.1:{proxy_port}", ""),
             "bare meter": (f"http://127.0.0.1:{meter_port}", ",".join(meter_keys[: args.users])),
+            "ledger meter": (f"http://127.0.0.1:{ledger_port}", ",".join(ledger_keys)),
             "creditline": (f"http://127.0.0.1:{gw_port}", ",".join(keys)),
         }
         results, alone = {}, {}
@@ -342,9 +360,14 @@ def main() -> None:
         c, p, d = results["creditline"], results["proxy"], results["direct"]
         m = results["bare meter"]
         print(f"ratio creditline/proxy throughput: {c['rps'] / p['rps']:.2f} (target >= 0.7)")
+        lm = results["ledger meter"]
         print(
             f"ratio creditline/bare meter: {c['rps'] / m['rps']:.2f};"
             f" bare meter/proxy: {m['rps'] / p['rps']:.2f}"
+        )
+        print(
+            f"ratio ledger meter/bare meter: {lm['rps'] / m['rps']:.2f} (what Creditline's rows"
+            f" cost); creditline/ledger meter: {c['rps'] / lm['rps']:.2f} (what its code costs)"
         )
         print(
             f"added latency over direct: p50 {c['p50_ms'] - d['p50_ms']:.2f} ms (target <= 3),"
