@@ -307,31 +307,25 @@ def main() -> None:
         proxy_port, meter_port, gw_port = free_port(), free_port(), free_port()
         ledger_port = free_port()
         threads = {"GUNICORN_THREADS": str(args.streams // 2 + 32)}
-        proxy = start_gunicorn(
-            "bench.baseline_proxy:app", {"UPSTREAM_URL": json_url, **threads}, proxy_port
-        )
         meter_db = (
             url.replace("postgresql+psycopg://", "postgresql://")
             if url.startswith("postgresql")
             else str(work / "meter.db")
         )
         meter_keys = baseline_meter.setup(meter_db)
-        meter = start_gunicorn(
-            "bench.baseline_meter:app",
-            {"UPSTREAM_URL": json_url, "BASELINE_METER_DB": meter_db, **threads},
-            meter_port,
-        )
-        ledger_meter = start_gunicorn(
-            "bench.baseline_ledger_meter:app",
-            {
-                "UPSTREAM_URL": json_url,
-                "BASELINE_LEDGER_METER_DB": driver_target(ledger_url),
-                **threads,
-            },
-            ledger_port,
-        )
+        # Each baseline serves only during its own runs, so that the
+        # connections it keeps open (one per thread) cost nobody else theirs.
+        baselines = {
+            "proxy": ("bench.baseline_proxy:app", {}, proxy_port),
+            "bare meter": ("bench.baseline_meter:app", {"BASELINE_METER_DB": meter_db}, meter_port),
+            "ledger meter": (
+                "bench.baseline_ledger_meter:app",
+                {"BASELINE_LEDGER_METER_DB": driver_target(ledger_url)},
+                ledger_port,
+            ),
+        }
         gateway = start_gunicorn("app:create_app()", {**env, **threads}, gw_port)
-        procs += [proxy, meter, ledger_meter, gateway]
+        procs.append(gateway)
         targets = {
             "direct": (json_url.removesuffix("/v1"), ""),
             "proxy": (f"http://127.0.0.1:{proxy_port}", ""),
@@ -341,11 +335,22 @@ def main() -> None:
         }
         results, alone = {}, {}
         for name, (base, bearer) in targets.items():
-            wrk(base, "/v1/chat/completions", bearer, 2, args.connections)  # warm-up
-            results[name] = wrk(
-                base, "/v1/chat/completions", bearer, args.seconds, args.connections
-            )
-            alone[name] = wrk(base, "/v1/chat/completions", bearer, args.seconds, 1)
+            server = None
+            if name in baselines:
+                app_path, app_env, port = baselines[name]
+                server = start_gunicorn(
+                    app_path, {"UPSTREAM_URL": json_url, **app_env, **threads}, port
+                )
+            try:
+                wrk(base, "/v1/chat/completions", bearer, 2, args.connections)  # warm-up
+                results[name] = wrk(
+                    base, "/v1/chat/completions", bearer, args.seconds, args.connections
+                )
+                alone[name] = wrk(base, "/v1/chat/completions", bearer, args.seconds, 1)
+            finally:
+                if server is not None:
+                    server.terminate()
+                    server.wait(timeout=15)
         print(
             f"database: {url.split('://')[0]}; gunicorn gthread 2 workers x"
             f" {threads['GUNICORN_THREADS']} threads; non-stream calls over {args.users} user(s)"
