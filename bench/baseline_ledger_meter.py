@@ -11,8 +11,8 @@ same users, keys, model and prices as the benchmark's Creditline database.
    the disk (as Creditline's hold): the wallet's reservation, only if its
    available credits (balance − reserved) cover the call's worst case; the
    ``holds`` row with the snapshot Creditline stores; the key's reservation.
-2. The upstream call (one pooled ``httpx.Client``), its JSON answer parsed
-   for ``usage``.
+2. The upstream call (``bench.baseline_meter.call_upstream``, the bare
+   metering proxy's own).
 3. **Settle**, durable: the hold moved out of ``active`` (only if it still
    is), the wallet's reservation freed and the charge debited, the
    ``usage_events`` row, its ``usage`` ledger entry, the day's rollup upsert
@@ -46,14 +46,13 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import psycopg
 from flask import Flask, Response, request
 
-UPSTREAM = os.environ.get("UPSTREAM_URL", "http://127.0.0.1:9/v1")
+from bench.baseline_meter import call_upstream
+
 TARGET = os.environ.get("BASELINE_LEDGER_METER_DB", "/tmp/creditline-ledger-meter.db")
 PG = TARGET.startswith("postgresql")
-client = httpx.Client(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
 app = Flask(__name__)
 _local = threading.local()
 _loaded: dict[str, Any] = {}
@@ -259,14 +258,7 @@ def chat() -> Response:
     hold = _hold(holds_conn, v)
     if hold is None:
         return Response('{"error": "insufficient credits"}', 402, mimetype="application/json")
-    upstream = client.post(
-        f"{UPSTREAM}/chat/completions",
-        content=body,
-        headers={"Content-Type": "application/json", "Authorization": "Bearer bench"},
-        timeout=60.0,
-    )
-    usage = json.loads(upstream.content).get("usage") or {}
-    tokens_in, tokens_out = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    upstream, tokens_in, tokens_out = call_upstream(body)
     now = datetime.now(UTC).replace(tzinfo=None)
     v.update(
         hold=hold,

@@ -121,6 +121,18 @@ def _begin(conn: Any) -> None:
     conn.execute("BEGIN" if PG else "BEGIN IMMEDIATE")
 
 
+def call_upstream(body: bytes) -> tuple[httpx.Response, int, int]:
+    """Forward a chat call; the upstream's answer and the tokens it reports."""
+    upstream = client.post(
+        f"{UPSTREAM}/chat/completions",
+        content=body,
+        headers={"Content-Type": "application/json", "Authorization": "Bearer bench"},
+        timeout=60.0,
+    )
+    usage = json.loads(upstream.content).get("usage") or {}
+    return upstream, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+
+
 @app.get("/")
 def index() -> str:
     return "ok"
@@ -140,14 +152,7 @@ def chat() -> Response:
     hold = conn.execute(INSERT_HOLD, (wallet[0], worst)).fetchone()[0]
     conn.execute("COMMIT")
 
-    upstream = client.post(
-        f"{UPSTREAM}/chat/completions",
-        content=body,
-        headers={"Content-Type": "application/json", "Authorization": "Bearer bench"},
-        timeout=60.0,
-    )
-    usage = json.loads(upstream.content).get("usage") or {}
-    tokens_in, tokens_out = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    upstream, tokens_in, tokens_out = call_upstream(body)
     cost = 1_500 * tokens_in + 6_000 * tokens_out
 
     _begin(conn)
