@@ -1,6 +1,6 @@
 """Benchmark: the metering gateway vs a bare pass-through proxy, same setup.
 
-One run, three targets in front of the same loopback stand-in upstream
+One run, five targets in front of the same loopback stand-in upstream
 (``tests/llm_upstream.py``, in its own process):
 
   (a) the stand-in itself (the direct call),
@@ -22,7 +22,8 @@ load as the README says: ``streams / 2 + 32`` per worker.
    prints Creditline / proxy throughput (target >= 0.7), Creditline / bare
    meter and bare meter / proxy (what two durable writes per call cost with
    nothing else), ledger meter / bare meter (what Creditline's rows cost) and
-   Creditline / ledger meter (what its own code costs), and the latency added over the direct call (targets: p50 <= 3 ms, p99 <= 15 ms).
+   Creditline / ledger meter (what its own code costs), and the latency
+   added over the direct call (targets: p50 <= 3 ms, p99 <= 15 ms).
 2. 300 concurrent streams of about 10 s each against (a) and (e): errors,
    time to first byte (overhead target p50 <= 5 ms), the server's total RSS
    (target <= 400 MB), and afterwards every call charged exactly its
