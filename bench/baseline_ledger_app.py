@@ -66,7 +66,7 @@ _EVENT_COLUMNS = (
     " output_price_uusd_per_m, rate_version_id, price_version_id, balance_after_ucr,"
     " occurred_at, received_at"
 )
-_ROLLUP_CONFLICT = (
+ROLLUP_CONFLICT = (
     " ON CONFLICT (user_id, day, model_id) DO UPDATE SET events = usage_daily.events + 1,"
     " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
     " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
@@ -84,7 +84,7 @@ _SQLITE_ENTRY = (
 )
 _SQLITE_ROLLUP = (
     "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens, output_tokens,"
-    " cost_ucr) VALUES (?, ?, ?, 1, ?, ?, ?)" + _ROLLUP_CONFLICT
+    " cost_ucr) VALUES (?, ?, ?, 1, ?, ?, ?)" + ROLLUP_CONFLICT
 )
 # PostgreSQL: one statement.
 _PG_CHARGE = (
@@ -99,7 +99,7 @@ _PG_CHARGE = (
     " 'usage', 'usage:' || ev.id, %(rate)s, %(memo)s, %(now)s FROM w, ev),"
     " roll AS (INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens,"
     " output_tokens, cost_ucr) SELECT w.user_id, %(day)s, %(model)s, 1, %(input)s, %(output)s,"
-    " %(cost)s FROM w" + _ROLLUP_CONFLICT + ")"
+    " %(cost)s FROM w" + ROLLUP_CONFLICT + ")"
     " SELECT ev.id, w.balance_ucr FROM ev, w"
 )
 

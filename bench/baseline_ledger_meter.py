@@ -49,7 +49,9 @@ from typing import Any
 import psycopg
 from flask import Flask, Response, request
 
+from bench.baseline_ledger_app import ROLLUP_CONFLICT
 from bench.baseline_meter import call_upstream
+from core.pricing import usage_cost_ucr
 
 TARGET = os.environ.get("BASELINE_LEDGER_METER_DB", "/tmp/creditline-ledger-meter.db")
 PG = TARGET.startswith("postgresql")
@@ -105,11 +107,7 @@ _ENTRY_COLUMNS = (
 )
 _ROLLUP = (
     "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens, output_tokens,"
-    " cost_ucr) {source} ON CONFLICT (user_id, day, model_id) DO UPDATE SET"
-    " events = usage_daily.events + 1,"
-    " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
-    " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
-    " cost_ucr = usage_daily.cost_ucr + excluded.cost_ucr"
+    " cost_ucr) {source}" + ROLLUP_CONFLICT
 )
 _KEY_SETTLE = (
     "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount,"
@@ -168,8 +166,7 @@ def _connections() -> tuple[Any, Any]:
 
 
 def _cost(tokens_in: int, tokens_out: int, c: dict[str, Any]) -> int:
-    usd_e12 = tokens_in * c["in_price"] + tokens_out * c["out_price"]
-    return -(-usd_e12 * c["rate"] // 1_000_000)  # µcr, rounded up (as Creditline prices)
+    return usage_cost_ucr(tokens_in, tokens_out, c["in_price"], c["out_price"], c["rate"])
 
 
 def _stamp(moment: datetime) -> Any:

@@ -308,11 +308,7 @@ def main() -> None:
         proxy_port, meter_port, gw_port = free_port(), free_port(), free_port()
         ledger_port = free_port()
         threads = {"GUNICORN_THREADS": str(args.streams // 2 + 32)}
-        meter_db = (
-            url.replace("postgresql+psycopg://", "postgresql://")
-            if url.startswith("postgresql")
-            else str(work / "meter.db")
-        )
+        meter_db = driver_target(url) if url.startswith("postgresql") else str(work / "meter.db")
         meter_keys = baseline_meter.setup(meter_db)
         # Each baseline serves only during its own runs, so that the
         # connections it keeps open (one per thread) cost nobody else theirs.
@@ -364,9 +360,8 @@ def main() -> None:
                 f" {r['errors_status']:8.0f}"
             )
         c, p, d = results["creditline"], results["proxy"], results["direct"]
-        m = results["bare meter"]
+        m, lm = results["bare meter"], results["ledger meter"]
         print(f"ratio creditline/proxy throughput: {c['rps'] / p['rps']:.2f} (target >= 0.7)")
-        lm = results["ledger meter"]
         print(
             f"ratio creditline/bare meter: {c['rps'] / m['rps']:.2f};"
             f" bare meter/proxy: {m['rps'] / p['rps']:.2f}"
