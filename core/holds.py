@@ -77,8 +77,10 @@ changes nothing and counts nothing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from core import metrics
@@ -218,9 +220,27 @@ def take(
     this transaction, with a query of its own: one round trip).
     """
     expire_overdue(cur, now, wallet_id=request.wallet_id, rows=expired)
+    statements = take_statements(cur, request, now, max_active=max_active)
+    return taken(cur, request, now, cur.execute_all(statements), max_active=max_active)
+
+
+def take_statements(
+    cur: RawCursor, request: HoldRequest, now: datetime, *, max_active: int | None = None
+) -> list[Statement]:
+    """``take``'s statements, in order, for a caller that sends them with
+    statements of its own before them (one round trip on PostgreSQL) once
+    the wallet has no overdue hold left; ``taken`` reads their results.
+
+    The wallet's conditional UPDATE, then the hold's INSERT (only while the
+    user has fewer than ``max_active`` active holds: a statement of its own,
+    so its count sees every hold committed before the wallet's lock was
+    granted), then the key's UPDATE. The key's goes last (see Concurrency):
+    when the wallet refuses, the INSERT may still wait for the wallet's row
+    (its foreign-key check) behind a writer that holds the wallet and goes
+    on to the key. Any refusal rolls all of it back (``taken`` raises).
+    """
     amount = request.amount_ucr
     snap = request.snapshot
-    expires_at = now + request.ttl
     hold = {
         "wallet_id": request.wallet_id,
         "user_id": request.user_id,
@@ -238,41 +258,51 @@ def take(
         "status": HoldStatus.ACTIVE.value,
         "shortfall_ucr": 0,
         "created_at": cur.db_value(now),
-        "expires_at": cur.db_value(expires_at),
+        "expires_at": cur.db_value(now + request.ttl),
     }
-    # All of it in one round trip on PostgreSQL (RawCursor.execute_all), each
-    # statement after the one before; any refusal below rolls all of it back.
-    # The count runs once the wallet's UPDATE holds its lock.
     params = {
         "amount": amount,
         "w": request.wallet_id,
         "k": request.user_key_id,
         "now": cur.db_value(now),
     }
-    # The key's UPDATE goes last (see Concurrency): when the wallet refuses,
-    # the hold's INSERT may still wait for the wallet's row (its foreign-key
-    # check) behind a writer that holds the wallet and goes on to the key.
     statements = [(_TAKE_WALLET, {**params, "need": amount - request.overdraft_ucr})]
-    if max_active is not None:
-        statements.append((_COUNT_ACTIVE, params))
-    statements.append((insert_sql("holds", list(hold)) + " RETURNING id", hold))
+    if max_active is None:
+        statements.append((insert_sql("holds", list(hold)) + " RETURNING id", hold))
+    else:
+        insert = _insert_hold_below_sql(tuple(hold))
+        statements.append((insert, {**hold, "w": request.wallet_id, "max_active": max_active}))
     if request.user_key_id is not None:
         statements.append((_TAKE_KEY, params))
-    results = iter(cur.execute_all(statements))
-    if not next(results):
+    return statements
+
+
+def taken(
+    cur: RawCursor,
+    request: HoldRequest,
+    now: datetime,
+    results: Sequence[list[Any]],
+    *,
+    max_active: int | None = None,
+) -> Hold:
+    """The hold that ``take_statements`` took, from their ``results``; or the
+    refusal ``take`` documents, raised (the caller's transaction must then
+    roll back)."""
+    amount = request.amount_ucr
+    wallet, inserted, *key = results
+    if not wallet:
         raise _wallet_refusal(cur, request.wallet_id, amount)
-    if max_active is not None:
-        [(running,)] = next(results)
-        if running >= max_active:
-            raise ConcurrencyLimited(
-                f"You already have {running} calls running; wait for one to finish.",
-                retry_after=1,
-            )
-    [(hold_id,)] = next(results)
-    if request.user_key_id is not None and not next(results):
+    if not inserted:
+        running = cur.scalar(_COUNT_ACTIVE, {"w": request.wallet_id})
+        raise ConcurrencyLimited(
+            f"You already have {running} calls running; wait for one to finish.",
+            retry_after=1,
+        )
+    [(hold_id,)] = inserted
+    if request.user_key_id is not None and not key[0]:
         raise _key_refusal(cur, request.user_key_id, amount, now)
     metrics.count_hold("taken")
-    return Hold(hold_id, request, amount, expires_at)
+    return Hold(hold_id, request, amount, now + request.ttl)
 
 
 _TAKE_WALLET = (
@@ -289,6 +319,17 @@ _TAKE_KEY = (
 )
 
 
+@lru_cache(maxsize=4)
+def _insert_hold_below_sql(columns: tuple[str, ...]) -> str:
+    """The hold's INSERT, made only while its wallet has fewer than
+    ``:max_active`` active holds."""
+    values = ", ".join(f":{column}" for column in columns)
+    return (
+        f"INSERT INTO holds ({', '.join(columns)}) SELECT {values}"
+        f" WHERE ({_COUNT_ACTIVE}) < :max_active RETURNING id"
+    )
+
+
 def _close_statement(
     cur: RawCursor, hold_id: int, status: HoldStatus, now: datetime, **values: Any
 ) -> Statement:
@@ -297,8 +338,8 @@ def _close_statement(
     sets = "".join(f", {column} = :{column}" for column in values)
     return (
         f"UPDATE holds SET status = :status, closed_at = :now{sets}"
-        " WHERE id = :id AND status = 'active' RETURNING id",
-        {"status": status.value, "now": cur.db_value(now), "id": hold_id, **values},
+        " WHERE id = :hold AND status = 'active' RETURNING id",
+        {"status": status.value, "now": cur.db_value(now), "hold": hold_id, **values},
     )
 
 
@@ -323,9 +364,9 @@ def _key_statement(key_id: int | None, amount: int, spent: int) -> Statement | N
     if key_id is None:
         return None
     return (
-        "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :amount,"
-        " spent_ucr = spent_ucr + :spent WHERE id = :k",
-        {"amount": amount, "spent": spent, "k": key_id},
+        "UPDATE user_api_keys SET reserved_ucr = reserved_ucr - :key_freed,"
+        " spent_ucr = spent_ucr + :key_spent WHERE id = :k",
+        {"key_freed": amount, "key_spent": spent, "k": key_id},
     )
 
 
@@ -339,12 +380,16 @@ def settle(
     estimated: bool = False,
     disconnected: bool = False,
     event_id: str | None = None,
+    commit: bool = False,
 ) -> Settlement:
     """Charge a call's real usage (priced at the hold's snapshot), at most the hold.
 
     Exactly once: a second settle (or a settle after a release or expiry)
     changes nothing and returns the stored outcome marked duplicate.
     ``estimated`` marks a charge computed from bytes, not reported usage.
+    ``commit``: the caller's transaction ends with the settle (on PostgreSQL
+    its COMMIT then goes out with the settle's statement:
+    ``core.ledger.settle_charge``).
     """
     request, snap = hold.request, hold.request.snapshot
     actual = snap.cost(input_tokens, output_tokens)
@@ -393,6 +438,7 @@ def settle(
             cur, hold.id, HoldStatus.SETTLED, now, charged_ucr=charge, shortfall_ucr=shortfall
         ),
         after=_key_statement(request.user_key_id, hold.amount_ucr, charge),
+        commit=commit,
     )
     if settled is None:
         return _stored_settlement(cur, hold.id)  # a duplicate settle: not counted

@@ -155,27 +155,49 @@ ALERT_COLUMNS = (
 )
 
 
-def note_wallets(cur: RawCursor, wallet_ids: Iterable[int]) -> None:
+def note_wallets(cur: RawCursor, wallet_ids: Iterable[int], *, lock: bool = False) -> None:
     """After a balance change: alert users who just crossed below their
-    threshold, re-arm those back at or above it."""
+    threshold, re-arm those back at or above it. ``lock``: lock the wallets
+    first (PostgreSQL; for a caller whose transaction has not locked them)."""
     ids = sorted(set(wallet_ids))
     if not ids:
         return
     where, params = cur.is_one_of("id", "ids", ids)
-    note_balances(
-        cur, cur.execute(f"SELECT {ALERT_COLUMNS} FROM wallets WHERE {where}", params).fetchall()
-    )
+    locked = " ORDER BY id FOR UPDATE" if lock and not cur.is_sqlite else ""
+    rows = cur.execute(f"SELECT {ALERT_COLUMNS} FROM wallets WHERE {where}{locked}", params)
+    note_balances(cur, rows.fetchall())
+
+
+def note_balances_committed(cur: RawCursor, rows: Iterable[Sequence[Any]]) -> None:
+    """``note_balances`` for balance changes whose transaction has committed
+    already (its COMMIT went out with its last statement:
+    ``RawCursor.execute_all(commit=True)``). A wallet whose alert must change
+    is read again, locked, in the cursor's next transaction, and noted as it
+    is then; its owner commits that one. Between the two commits the alert
+    lags the balance; if the process dies in between, the wallet's next
+    balance change puts the alert right (it compares with the stored state)."""
+    note_wallets(cur, [row[2] for row in rows if _alert_change(row) is not None], lock=True)
+
+
+def _alert_change(row: Sequence[Any]) -> tuple[bool, int] | None:
+    """For a wallet's ``ALERT_COLUMNS``: (whether it is now low, its
+    threshold) if that differs from its stored alert state; else None."""
+    balance, reserved, threshold, low, default = row[3:]
+    if threshold is None:
+        threshold = json.loads(default) if default else _DEFAULT_THRESHOLD
+    is_low = balance - reserved < threshold
+    return None if bool(low) == is_low else (is_low, threshold)
 
 
 def note_balances(cur: RawCursor, rows: Iterable[Sequence[Any]]) -> None:
     """``note_wallets`` for wallets already read (``ALERT_COLUMNS``, after the change)."""
     now = cur.db_value(utcnow())
-    for user_id, email, wallet_id, balance, reserved, threshold, low, default in rows:
-        if threshold is None:
-            threshold = json.loads(default) if default else _DEFAULT_THRESHOLD
-        is_low = balance - reserved < threshold
-        if bool(low) == is_low:
+    for row in rows:
+        change = _alert_change(row)
+        if change is None:
             continue
+        is_low, threshold = change
+        user_id, email, wallet_id, balance, reserved, _, low, _ = row
         if low is None:
             cur.execute(
                 "INSERT INTO balance_alerts (user_id, low, changed_at) VALUES (:u, :low, :now)",

@@ -79,6 +79,12 @@ class PriceBookCache:
         """The book as of ``cursor``'s transaction: one SELECT when unchanged."""
         return self.at_version(cursor, cursor.scalar(VERSION_SQL))
 
+    @property
+    def cached(self) -> PriceBook | None:
+        """The book last loaded, without a query (None before the first); a
+        caller must check its version against one read in its transaction."""
+        return self._book
+
     def at_version(self, cursor: RawCursor, version: int) -> PriceBook:
         """The book for a ``config_version`` the caller read in ``cursor``'s
         transaction (its own query may carry it, saving a round trip)."""

@@ -88,7 +88,7 @@ def debit_usage_batch(
     prepared = prepare(reports)
     results = retry_lost_races(
         db.raw_write,
-        lambda cur: charge(cur, prices, integration_key_id, prepared, utcnow()),
+        lambda cur: charge(cur, prices, integration_key_id, prepared, utcnow(), commit=True),
         db.dbapi_integrity_error,
     )
     metrics.count_usage((r.error is not None, r.duplicate, r.cost_ucr) for r in results)
@@ -104,8 +104,12 @@ def charge(
     key_id: int,
     reports: Sequence[PreparedReport],
     now: datetime,
+    *,
+    commit: bool = False,
 ) -> list[UsageResult]:
-    """Steps 1-5 of the module docstring, in the caller's write transaction."""
+    """Steps 1-5 of the module docstring, in the caller's write transaction.
+    ``commit``: that transaction ends here (on PostgreSQL the last statement
+    then carries its COMMIT: ``RawCursor.execute_all``)."""
     stored_sql = _stored_query(cur, key_id, [p.report.event_id for p in reports])
     accounts_sql = _accounts_query(cur, [p.email for p in reports])
     version_rows, account_rows = cur.execute_all([stored_sql, accounts_sql])
@@ -128,7 +132,7 @@ def charge(
             continue
         result, stored[event_id] = writes.add(prepared)  # a repeat in this request replays it
         results.append(result)
-    writes.flush()
+    writes.flush(commit=commit)
     return results
 
 

@@ -36,9 +36,11 @@ def rollup_upsert(
     cur: RawCursor, now: datetime, rollups: Mapping[tuple[int, int], Sequence[int]]
 ) -> tuple[str, dict[str, Any]]:
     """``add_to_rollups`` for one (user, model) as a statement and its
-    parameters, for a caller that folds it into its own (``core.ledger``)."""
+    parameters, for ``core.ledger`` to fold into its own. On PostgreSQL it
+    is a CTE of the ledger's event statement and adds the row only if the
+    event's CTE (``ev``) wrote the event."""
     (row,) = _rollup_rows(cur.db_value(now.date()), rollups)
-    return _UPSERT_ROLLUP, row
+    return (_UPSERT_ROLLUP if cur.is_sqlite else _UPSERT_ROLLUP_AFTER_EVENT), row
 
 
 def add_to_rollups(
@@ -58,4 +60,8 @@ _UPSERT_ROLLUP = (
     " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
     " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
     " cost_ucr = usage_daily.cost_ucr + excluded.cost_ucr"
+)
+_UPSERT_ROLLUP_AFTER_EVENT = _UPSERT_ROLLUP.replace(
+    " VALUES (:user_id, :day, :model_id, :events, :input_tokens, :output_tokens, :cost_ucr)",
+    " SELECT :user_id, :day, :model_id, :events, :input_tokens, :output_tokens, :cost_ucr FROM ev",
 )

@@ -213,7 +213,10 @@ class RequestWrites:
             cost=format_credits(cost),
         )
 
-    def flush(self) -> None:
+    def flush(self, *, commit: bool = False) -> None:
+        """Write the request's events, entries, balances and rollups.
+        ``commit``: the caller's transaction ends here (on PostgreSQL the
+        usual request's COMMIT then goes out with its one statement)."""
         cur = self.cur
         changes = [
             ledger.BalanceChange(a.wallet_id, a.balance_ucr, self.balances[a.wallet_id])
@@ -228,6 +231,7 @@ class RequestWrites:
                 self.events[0],
                 self.charges[0][3],
                 rollup_upsert(cur, self.now, self.rollups),
+                commit=commit,
             )
             return
         ledger.set_balances(cur, changes)

@@ -85,9 +85,11 @@ def test_single_and_batch_usage_debits_go_through_the_ledger(
     single: list[Any] = []
     real_single = ledger.charge_one_event
 
-    def one_statement(cur: RawCursor, change: ledger.BalanceChange, *args: Any) -> int:
+    def one_statement(
+        cur: RawCursor, change: ledger.BalanceChange, *args: Any, **kwargs: Any
+    ) -> int:
         single.append(change)
-        return real_single(cur, change, *args)
+        return real_single(cur, change, *args, **kwargs)
 
     monkeypatch.setattr(ledger, "charge_one_event", one_statement)
 

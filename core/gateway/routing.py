@@ -326,6 +326,12 @@ class RouteCache:
     def __init__(self) -> None:
         self._loaded: tuple[int, Mapping[str, ResolvedRoute]] | None = None
 
+    def cached(self, version: int) -> Mapping[str, ResolvedRoute] | None:
+        """The routes as loaded at config ``version``, without a query; None
+        if the table was not loaded at that version."""
+        loaded = self._loaded
+        return loaded[1] if loaded is not None and loaded[0] == version else None
+
     def current(self, cursor: RawCursor, version: int) -> Mapping[str, ResolvedRoute]:
         """The routes by model name, as of config ``version`` (read by the caller)."""
         loaded = self._loaded

@@ -69,20 +69,32 @@ def charge_one_event(
     change: BalanceChange,
     event: Mapping[str, Any],
     entry_memo: str,
-    also: tuple[str, Mapping[str, Any]],
+    also: Statement,
+    *,
+    commit: bool = False,
 ) -> int:
     """PostgreSQL: write one charged usage event in one statement; its pk.
 
     Data-modifying CTEs: the balance's compare-and-set (as ``set_balances``),
     the ``usage_events`` row, its ``usage`` entry (``reference =
     'usage:<event pk>'``, as ``post_usage_entries``) and ``also``, the
-    caller's own statement (the rollup upsert) with its parameters. Raises
-    ``StaleBalance`` if the compare-and-set did not match; the caller's
-    transaction must then roll back (the statement's other writes with it).
+    caller's rollup upsert (``core.usage_rollups.rollup_upsert``, which
+    reads the event's CTE). Every write depends on the compare-and-set having
+    matched: if it did not, nothing is written and ``StaleBalance`` is raised
+    (the caller's transaction must then roll back).
+
+    ``commit``: the caller's transaction ends with this statement, and its
+    COMMIT goes out with it (``RawCursor.execute_all``).
     """
     params = {"new": change.new_ucr, "id": change.wallet_id, "old": change.old_ucr}
     amount = change.new_ucr - change.old_ucr
-    return _event_statement(cur, (_SET_BALANCE, params), amount, event, entry_memo, also)[0]
+    (row,) = _event_rows(
+        cur,
+        _event_statement_sql((_SET_BALANCE, params), amount, event, entry_memo, also),
+        change.wallet_id,
+        commit=commit,
+    )
+    return int(row[0])
 
 
 def settle_charge(
@@ -97,39 +109,46 @@ def settle_charge(
     *,
     close: Statement,
     after: Statement | None = None,
+    commit: bool = False,
 ) -> tuple[int, int] | None:
     """A hold's settlement, if ``close`` (the hold's move out of ``active``,
-    a statement that returns a row only if it moved it) succeeds: free
-    ``reserved_ucr`` of the wallet's reservation and debit ``charge_ucr`` in
-    one relative UPDATE, then write the charge's usage event (``event``,
-    without ``balance_after_ucr``: the balance that UPDATE returns), its
-    ``usage`` entry, ``also`` (the caller's rollup statement) and ``after``
-    (the caller's key update). The event's pk and the new balance; None, and
-    nothing written, if ``close`` moved no hold (it was closed already).
+    an ``UPDATE … RETURNING`` that returns a row only if it moved it)
+    succeeds: free ``reserved_ucr`` of the wallet's reservation and debit
+    ``charge_ucr`` in one relative UPDATE, then write the charge's usage
+    event (``event``, without ``balance_after_ucr``: the balance that UPDATE
+    returns), its ``usage`` entry, ``also`` (the caller's rollup statement)
+    and ``after`` (the caller's key update, an ``UPDATE … WHERE …``). The
+    event's pk and the new balance; None, and nothing written, if ``close``
+    moved no hold (it was closed already).
 
     In the caller's write transaction, which holds the wallet's lock (SQLite
     ``BEGIN IMMEDIATE``; PostgreSQL locks the row with the UPDATE). On
-    PostgreSQL all of it goes out in one round trip, behind a savepoint: the
-    close, one statement for the rest (so the wallet's row lock is held for
-    that statement and the commit only) and ``after``. If the close moved no
-    hold, what ran after it is rolled back to the savepoint (a settled hold's
-    second event is not even inserted: ``ON CONFLICT (hold_id) DO NOTHING``).
+    PostgreSQL all of it is one statement of data-modifying CTEs, every
+    write after the close depending on it, so a close that moved no hold
+    writes nothing. Rows are locked hold, wallet, key, as everywhere
+    (``core.holds``): the key's UPDATE, which no other part reads, runs
+    after the statement's main query, which reads the wallet's.
+
+    ``commit``: the caller's transaction ends with the settlement: on
+    PostgreSQL its COMMIT goes out in the same round trip
+    (``RawCursor.execute_all``). It may be sent again on a fresh connection
+    if the lent one proves dead: a second run finds the hold closed.
     """
     params = {"reserved": reserved_ucr, "charge": charge_ucr, "id": wallet_id}
     if not cur.is_sqlite:
-        statements: list[Statement] = [("SAVEPOINT settle", None), close]
-        statements.append(
-            _event_statement_sql((_SETTLE_RESERVED, params), -charge_ucr, event, entry_memo, also)
+        statement = _event_statement_sql(
+            (_SETTLE_RESERVED_AFTER_CLOSE, params),
+            -charge_ucr,
+            event,
+            entry_memo,
+            also,
+            close=close,
+            after=after,
         )
-        if after is not None:
-            statements.append(after)
-        results = cur.execute_all(statements)
-        if not results[1]:
-            cur.execute("ROLLBACK TO SAVEPOINT settle")
+        rows = _event_rows(cur, statement, wallet_id, commit=commit, closes=True)
+        if not rows:
             return None
-        row = results[2][0]
-        outbox.note_balances(cur, [row[1:]])
-        return int(row[0]), int(row[4])  # ALERT_COLUMNS' balance_ucr
+        return int(rows[0][0]), int(rows[0][4])  # ALERT_COLUMNS' balance_ucr
     if not cur.execute(*close).fetchall():
         return None
     row = cur.execute(_SETTLE_RESERVED, params).fetchone()
@@ -149,22 +168,23 @@ def settle_charge(
     return event_pk, balance
 
 
-def _event_statement(
-    cur: RawCursor,
-    balance: Statement,
-    amount_ucr: int,
-    event: Mapping[str, Any],
-    entry_memo: str,
-    also: Statement,
-) -> tuple[int, int]:
-    """PostgreSQL: ``_event_statement_sql`` run; (event pk, new balance)."""
-    row = cur.execute(
-        *_event_statement_sql(balance, amount_ucr, event, entry_memo, also)
-    ).fetchone()
-    if row is None:
-        raise StaleBalance(f"wallet {balance[1]['id']} changed under the write lock")
-    outbox.note_balances(cur, [row[1:]])
-    return int(row[0]), int(row[4])  # ALERT_COLUMNS' balance_ucr
+def _event_rows(
+    cur: RawCursor, statement: Statement, wallet_id: int, *, commit: bool, closes: bool = False
+) -> list[Any]:
+    """PostgreSQL: run an ``_event_statement_sql`` (with the COMMIT, if
+    ``commit``), note the wallet's low-balance alert; its rows. No row:
+    nothing was written. That is a settled hold's answer when its close
+    moved nothing (``closes``); otherwise the balance's compare-and-set
+    failed and ``StaleBalance`` is raised."""
+    [rows] = cur.execute_all([statement], commit=commit, idempotent=closes)
+    if not rows and not closes:
+        raise StaleBalance(f"wallet {wallet_id} changed under the write lock")
+    alerts = [row[1:] for row in rows]
+    if commit:
+        outbox.note_balances_committed(cur, alerts)
+    else:
+        outbox.note_balances(cur, alerts)
+    return rows
 
 
 def _event_statement_sql(
@@ -173,39 +193,52 @@ def _event_statement_sql(
     event: Mapping[str, Any],
     entry_memo: str,
     also: Statement,
-) -> tuple[str, dict[str, Any]]:
-    """PostgreSQL: the balance ``UPDATE … RETURNING ALERT_COLUMNS`` (wallet
-    ``:id``), then the event (its ``balance_after_ucr`` the balance that UPDATE
-    returned), the entry and ``also``, as one statement returning the event's
-    pk and the wallet's ``ALERT_COLUMNS``; its text and parameters."""
+    *,
+    close: Statement | None = None,
+    after: Statement | None = None,
+) -> Statement:
+    """PostgreSQL: ``close`` if any (whose row ``balance`` then requires),
+    the balance ``UPDATE … RETURNING ALERT_COLUMNS`` (wallet ``:id``), then
+    the event (its ``balance_after_ucr`` the balance that UPDATE returned),
+    the entry, ``also`` (which reads the event's CTE, ``ev``) and ``after``,
+    each only if that UPDATE changed the wallet: one statement returning the
+    event's pk and the wallet's ``ALERT_COLUMNS``; its text and parameters.
+    The parts' parameters share one namespace: a name given two values
+    raises ``ValueError``."""
     (balance_sql, balance_params), (also_sql, also_params) = balance, also
+    close_sql, close_params = close or ("", None)
+    after_sql, after_params = after or ("", None)
     columns = tuple(c for c in event if c != "balance_after_ucr")
-    return _event_sql(balance_sql, columns, also_sql), {
-        **{f"ev_{c}": event[c] for c in columns},
-        **also_params,
-        **balance_params,
+    params: dict[str, Any] = {f"ev_{c}": event[c] for c in columns}
+    own = {
         "amount": amount_ucr,
         "rate": event["credits_per_usd"],
         "memo": entry_memo,
         "created_at": event["received_at"],
     }
+    for part in (own, balance_params, also_params, close_params, after_params):
+        for name, value in (part or {}).items():
+            if params.setdefault(name, value) != value:
+                raise ValueError(f"parameter :{name} is given two values")
+    return _event_sql(balance_sql, columns, also_sql, close_sql, after_sql), params
 
 
 @lru_cache(maxsize=16)
-def _event_sql(balance_sql: str, columns: tuple[str, ...], also_sql: str) -> str:
-    """The text of ``_event_statement`` (a few shapes, built once each)."""
+def _event_sql(
+    balance_sql: str, columns: tuple[str, ...], also_sql: str, close_sql: str, after_sql: str
+) -> str:
+    """The text of ``_event_statement_sql`` (a few shapes, built once each)."""
     names = ", ".join((*columns, "balance_after_ucr"))
-    values = ", ".join((*(f":ev_{c}" for c in columns), "(SELECT balance_ucr FROM bal)"))
+    values = ", ".join((*(f":ev_{c}" for c in columns), "bal.balance_ucr"))
+    close = f" c AS ({close_sql})," if close_sql else ""
+    after = f", k AS ({after_sql} AND EXISTS (SELECT 1 FROM bal))" if after_sql else ""
     return (
-        f"WITH bal AS ({balance_sql}),"
-        f" ev AS (INSERT INTO usage_events ({names}) VALUES ({values})"
-        # A hold's second event (a settle racing a settle) writes nothing;
-        # the caller's savepoint undoes the rest. Other conflicts still raise.
-        " ON CONFLICT (hold_id) DO NOTHING RETURNING id),"
+        f"WITH{close} bal AS ({balance_sql}),"
+        f" ev AS (INSERT INTO usage_events ({names}) SELECT {values} FROM bal RETURNING id),"
         " led AS (INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind,"
-        " reference, credits_per_usd, memo, created_at) SELECT :id, :amount, bal.balance_ucr,"
+        " reference, credits_per_usd, memo, created_at) SELECT bal.id, :amount, bal.balance_ucr,"
         f" '{LedgerKind.USAGE}', 'usage:' || ev.id, :rate, :memo, :created_at FROM ev, bal),"
-        f" also AS ({also_sql})"
+        f" also AS ({also_sql}){after}"
         " SELECT ev.id, bal.* FROM ev, bal"
     )
 
@@ -245,6 +278,10 @@ _SETTLE_RESERVED = (
     "UPDATE wallets SET reserved_ucr = reserved_ucr - :reserved,"
     " balance_ucr = balance_ucr - :charge WHERE id = :id"
     f" RETURNING {outbox.ALERT_COLUMNS}"
+)
+# The same after a hold's close, the CTE ``c`` of ``_event_statement_sql``.
+_SETTLE_RESERVED_AFTER_CLOSE = _SETTLE_RESERVED.replace(
+    " WHERE id = :id", " WHERE id = :id AND EXISTS (SELECT 1 FROM c)"
 )
 _INSERT_USAGE_ENTRY = (
     "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
