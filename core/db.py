@@ -44,6 +44,11 @@ Only a function that cannot live inside one transaction takes the
   lock: ``accounts.register``, ``accounts.authenticate`` and
   ``accounts.change_password`` read, hash outside any transaction, then write.
 
+The owner of a raw write may let its last statements carry the COMMIT, on
+PostgreSQL one round trip fewer (``RawCursor.execute_all(commit=True)``):
+only a function that the owner tells so, because nothing follows it, does
+(``usage_debits.charge`` and ``holds.settle`` with ``commit=True``).
+
 ``core.migrate`` hands the Database to Alembic, which runs its own
 transactions.
 """

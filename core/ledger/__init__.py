@@ -41,8 +41,9 @@ and answers as a duplicate.
 Transactions
 ------------
 Every function here works in the caller's transaction (a ``Session``, or a
-``RawCursor`` on the hot path) and never commits: the rule of ``core.db``'s
-module docstring, "who owns the transaction".
+``RawCursor`` on the hot path) and never commits on its own: the rule of
+``core.db``'s module docstring, "who owns the transaction" (the owner may
+ask the raw writers to send its COMMIT with their last statement).
 
 Writers
 -------
@@ -68,7 +69,13 @@ writer is here, the raw-cursor ones in ``core/ledger/usage_writers.py``
   (``core.holds.settle``) frees the hold's reservation and debits its charge
   in one relative UPDATE of the wallet, under the write lock, and records the
   balance that UPDATE returns on the event and the entry (on PostgreSQL as
-  one statement, like ``charge_one_event``).
+  one statement with the hold's close and the key's update, like
+  ``charge_one_event``).
+
+Both PostgreSQL statements may carry their transaction's COMMIT when the
+owner says nothing follows (``commit=True``); a low-balance alert they
+change is then noted in a transaction of its own right after
+(``core.outbox.note_balances_committed``).
 
 Rejections
 ----------
