@@ -80,23 +80,14 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
-from core import metrics
+from core import hold_taking, metrics
 from core.enums import HoldStatus, UsageStatus
-from core.errors import (
-    ConcurrencyLimited,
-    DomainError,
-    InsufficientCredits,
-    KeyLimitReached,
-    Unauthenticated,
-    UserDisabled,
-)
 from core.hold_expiry import expire_overdue
 from core.ledger import settle_charge
-from core.pricing import format_credits, usage_cost_ucr
-from core.rawdb import RawCursor, Statement, insert_sql
+from core.pricing import usage_cost_ucr
+from core.rawdb import RawCursor, Statement
 from core.usage_rollups import rollup_upsert
 
 
@@ -164,37 +155,6 @@ class Settlement:
     duplicate: bool
 
 
-def _wallet_refusal(cur: RawCursor, wallet_id: int, amount: int) -> DomainError:
-    """Why the wallet refused a hold: its user is disabled, or too little is available."""
-    available, disabled = cur.execute(
-        "SELECT w.balance_ucr - w.reserved_ucr, u.is_disabled FROM wallets w"
-        " JOIN users u ON u.id = w.user_id WHERE w.id = :w",
-        {"w": wallet_id},
-    ).fetchone()
-    if disabled:
-        return UserDisabled("This account is disabled.")
-    return InsufficientCredits(
-        f"This call may cost up to {format_credits(amount)} credits; "
-        f"{format_credits(available)} are available.",
-        required=format_credits(amount),
-        available=format_credits(available),
-    )
-
-
-def _key_refusal(cur: RawCursor, key_id: int, amount: int, now: datetime) -> DomainError:
-    """Why the key refused a hold: revoked or expired, or its credit limit."""
-    revoked_at, expires_at = cur.execute(
-        "SELECT revoked_at, expires_at FROM user_api_keys WHERE id = :k", {"k": key_id}
-    ).fetchone()
-    expires = cur.to_datetime(expires_at)
-    if revoked_at is not None or (expires is not None and expires <= now):
-        return Unauthenticated("This API key has been revoked or has expired.")
-    return KeyLimitReached(
-        "This call may cost more than is left of this key's credit limit.",
-        required=format_credits(amount),
-    )
-
-
 def take(
     cur: RawCursor,
     request: HoldRequest,
@@ -220,61 +180,11 @@ def take(
     this transaction, with a query of its own: one round trip).
     """
     expire_overdue(cur, now, wallet_id=request.wallet_id, rows=expired)
-    statements = take_statements(cur, request, now, max_active=max_active)
-    return taken(cur, request, now, cur.execute_all(statements), max_active=max_active)
+    statements = hold_taking.take_statements(cur, request, now, max_active=max_active)
+    return taken(cur, request, now, cur.execute_all(statements))
 
 
-def take_statements(
-    cur: RawCursor, request: HoldRequest, now: datetime, *, max_active: int | None = None
-) -> list[Statement]:
-    """``take``'s statements, in order, for a caller that sends them with
-    statements of its own before them (one round trip on PostgreSQL) once
-    the wallet has no overdue hold left; ``taken`` reads their results.
-
-    The wallet's conditional UPDATE, then the hold's INSERT (only while the
-    user has fewer than ``max_active`` active holds: a statement of its own,
-    so its count sees every hold committed before the wallet's lock was
-    granted), then the key's UPDATE. The key's goes last (see Concurrency):
-    when the wallet refuses, the INSERT may still wait for the wallet's row
-    (its foreign-key check) behind a writer that holds the wallet and goes
-    on to the key. Any refusal rolls all of it back (``taken`` raises).
-    """
-    amount = request.amount_ucr
-    snap = request.snapshot
-    hold = {
-        "wallet_id": request.wallet_id,
-        "user_id": request.user_id,
-        "user_key_id": request.user_key_id,
-        "model_id": snap.model_id,
-        "source": request.source,
-        "amount_ucr": amount,
-        "max_input_tokens": request.max_input_tokens,
-        "max_output_tokens": request.max_output_tokens,
-        "credits_per_usd": snap.credits_per_usd,
-        "input_price_uusd_per_m": snap.input_uusd_per_m,
-        "output_price_uusd_per_m": snap.output_uusd_per_m,
-        "rate_version_id": snap.rate_version_id,
-        "price_version_id": snap.price_version_id,
-        "status": HoldStatus.ACTIVE.value,
-        "shortfall_ucr": 0,
-        "created_at": cur.db_value(now),
-        "expires_at": cur.db_value(now + request.ttl),
-    }
-    params = {
-        "amount": amount,
-        "w": request.wallet_id,
-        "k": request.user_key_id,
-        "now": cur.db_value(now),
-    }
-    statements = [(_TAKE_WALLET, {**params, "need": amount - request.overdraft_ucr})]
-    if max_active is None:
-        statements.append((insert_sql("holds", list(hold)) + " RETURNING id", hold))
-    else:
-        insert = _insert_hold_below_sql(tuple(hold))
-        statements.append((insert, {**hold, "w": request.wallet_id, "max_active": max_active}))
-    if request.user_key_id is not None:
-        statements.append((_TAKE_KEY, params))
-    return statements
+take_statements = hold_taking.take_statements
 
 
 def taken(
@@ -282,52 +192,13 @@ def taken(
     request: HoldRequest,
     now: datetime,
     results: Sequence[list[Any]],
-    *,
-    max_active: int | None = None,
 ) -> Hold:
     """The hold that ``take_statements`` took, from their ``results``; or the
     refusal ``take`` documents, raised (the caller's transaction must then
     roll back)."""
-    amount = request.amount_ucr
-    wallet, inserted, *key = results
-    if not wallet:
-        raise _wallet_refusal(cur, request.wallet_id, amount)
-    if not inserted:
-        running = cur.scalar(_COUNT_ACTIVE, {"w": request.wallet_id})
-        raise ConcurrencyLimited(
-            f"You already have {running} calls running; wait for one to finish.",
-            retry_after=1,
-        )
-    [(hold_id,)] = inserted
-    if request.user_key_id is not None and not key[0]:
-        raise _key_refusal(cur, request.user_key_id, amount, now)
+    hold_id = hold_taking.taken_id(cur, request, now, results)
     metrics.count_hold("taken")
-    return Hold(hold_id, request, amount, now + request.ttl)
-
-
-_TAKE_WALLET = (
-    "UPDATE wallets SET reserved_ucr = reserved_ucr + :amount"
-    " WHERE id = :w AND balance_ucr - reserved_ucr >= :need"
-    " AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = wallets.user_id AND u.is_disabled)"
-    " RETURNING id"
-)
-_COUNT_ACTIVE = "SELECT COUNT(*) FROM holds WHERE wallet_id = :w AND status = 'active'"
-_TAKE_KEY = (
-    "UPDATE user_api_keys SET reserved_ucr = reserved_ucr + :amount WHERE id = :k"
-    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > :now)"
-    " AND (limit_ucr IS NULL OR spent_ucr + reserved_ucr + :amount <= limit_ucr) RETURNING id"
-)
-
-
-@lru_cache(maxsize=4)
-def _insert_hold_below_sql(columns: tuple[str, ...]) -> str:
-    """The hold's INSERT, made only while its wallet has fewer than
-    ``:max_active`` active holds."""
-    values = ", ".join(f":{column}" for column in columns)
-    return (
-        f"INSERT INTO holds ({', '.join(columns)}) SELECT {values}"
-        f" WHERE ({_COUNT_ACTIVE}) < :max_active RETURNING id"
-    )
+    return Hold(hold_id, request, request.amount_ucr, now + request.ttl)
 
 
 def _close_statement(

@@ -123,7 +123,7 @@ class CallHolds:
         )
         if version[0][0] != book.version or expired:
             raise _NotAtCachedVersion
-        hold = holds.taken(cur, request, now, results, max_active=max_active)
+        hold = holds.taken(cur, request, now, results)
         return hold, plan, route
 
 
