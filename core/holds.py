@@ -86,6 +86,7 @@ from core import hold_taking, metrics
 from core.enums import HoldStatus, UsageStatus
 from core.hold_expiry import expire_overdue
 from core.ledger import settle_charge
+from core.pricebook import ModelPrice, PriceBook
 from core.pricing import usage_cost_ucr
 from core.rawdb import RawCursor, Statement
 from core.usage_rollups import rollup_upsert
@@ -102,6 +103,19 @@ class Snapshot:
     output_uusd_per_m: int
     rate_version_id: int | None
     price_version_id: int | None
+
+    @classmethod
+    def at(cls, book: PriceBook, price: ModelPrice) -> Snapshot:
+        """The rate and ``price`` of ``book``, as a hold keeps them."""
+        return cls(
+            model_id=price.id,
+            model_name=price.name,
+            credits_per_usd=book.credits_per_usd,
+            input_uusd_per_m=price.input_uusd_per_m,
+            output_uusd_per_m=price.output_uusd_per_m,
+            rate_version_id=book.rate_version_id,
+            price_version_id=price.price_version_id,
+        )
 
     def cost(self, input_tokens: int, output_tokens: int) -> int:
         return usage_cost_ucr(
