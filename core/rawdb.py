@@ -17,7 +17,9 @@ A cursor lent on a connection that sat idle may find that connection dead
 ``first_failed``: when the transaction's first statement fails, that hook
 decides whether the connection is gone and, if so, puts the cursor on a fresh
 connection, and the statement runs once more. Nothing ran before it in the
-transaction, so nothing is lost or done twice.
+transaction, so nothing is lost or done twice; unless the statement went out
+with its COMMIT (below), when the server may have committed it before the
+connection died: that is sent again only if a second run writes nothing.
 
 On PostgreSQL the connections are in autocommit, and a write transaction's
 ``BEGIN`` is sent together with its first statement, in one round trip

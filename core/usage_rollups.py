@@ -52,16 +52,17 @@ def add_to_rollups(
     cur.executemany(_UPSERT_ROLLUP, _rollup_rows(cur.db_value(now.date()), rollups))
 
 
-_UPSERT_ROLLUP = (
+_INSERT_ROLLUP = (
     "INSERT INTO usage_daily (user_id, day, model_id, events, input_tokens, output_tokens,"
-    " cost_ucr) VALUES (:user_id, :day, :model_id, :events, :input_tokens, :output_tokens,"
-    " :cost_ucr) ON CONFLICT (user_id, day, model_id) DO UPDATE SET"
+    " cost_ucr)"
+)
+_ROLLUP_VALUES = ":user_id, :day, :model_id, :events, :input_tokens, :output_tokens, :cost_ucr"
+_ADD_ON_CONFLICT = (
+    " ON CONFLICT (user_id, day, model_id) DO UPDATE SET"
     " events = usage_daily.events + excluded.events,"
     " input_tokens = usage_daily.input_tokens + excluded.input_tokens,"
     " output_tokens = usage_daily.output_tokens + excluded.output_tokens,"
     " cost_ucr = usage_daily.cost_ucr + excluded.cost_ucr"
 )
-_UPSERT_ROLLUP_AFTER_EVENT = _UPSERT_ROLLUP.replace(
-    " VALUES (:user_id, :day, :model_id, :events, :input_tokens, :output_tokens, :cost_ucr)",
-    " SELECT :user_id, :day, :model_id, :events, :input_tokens, :output_tokens, :cost_ucr FROM ev",
-)
+_UPSERT_ROLLUP = f"{_INSERT_ROLLUP} VALUES ({_ROLLUP_VALUES}){_ADD_ON_CONFLICT}"
+_UPSERT_ROLLUP_AFTER_EVENT = f"{_INSERT_ROLLUP} SELECT {_ROLLUP_VALUES} FROM ev{_ADD_ON_CONFLICT}"

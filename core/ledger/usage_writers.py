@@ -274,14 +274,14 @@ _SET_BALANCE = (
     "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old"
     f" RETURNING {outbox.ALERT_COLUMNS}"
 )
-_SETTLE_RESERVED = (
+_SETTLE_RESERVED_SET = (
     "UPDATE wallets SET reserved_ucr = reserved_ucr - :reserved,"
     " balance_ucr = balance_ucr - :charge WHERE id = :id"
-    f" RETURNING {outbox.ALERT_COLUMNS}"
 )
+_SETTLE_RESERVED = f"{_SETTLE_RESERVED_SET} RETURNING {outbox.ALERT_COLUMNS}"
 # The same after a hold's close, the CTE ``c`` of ``_event_statement_sql``.
-_SETTLE_RESERVED_AFTER_CLOSE = _SETTLE_RESERVED.replace(
-    " WHERE id = :id", " WHERE id = :id AND EXISTS (SELECT 1 FROM c)"
+_SETTLE_RESERVED_AFTER_CLOSE = (
+    f"{_SETTLE_RESERVED_SET} AND EXISTS (SELECT 1 FROM c) RETURNING {outbox.ALERT_COLUMNS}"
 )
 _INSERT_USAGE_ENTRY = (
     "INSERT INTO ledger_entries (wallet_id, amount_ucr, balance_after_ucr, kind, reference,"
