@@ -198,9 +198,6 @@ def take(
     return taken(cur, request, now, cur.execute_all(statements))
 
 
-take_statements = hold_taking.take_statements
-
-
 def taken(
     cur: RawCursor,
     request: HoldRequest,

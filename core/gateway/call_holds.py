@@ -10,15 +10,16 @@ One round trip on PostgreSQL
 ----------------------------
 Each round trip to PostgreSQL costs CPU in both processes (the worker's
 psycopg work was close to half of its Python time under load), so the
-usual take is one round trip plus its COMMIT: the version read, the
-wallet's expiry sweep and the take's own statements
-(``core.holds.take_statements``) go out together, the take built from the
-cached book and routes. Its results are used only if the version read is
-the cached one and the sweep expired nothing; otherwise (and when the
-request is refused before any statement, at the cached version) the
-transaction is rolled back and the hold is taken the general way: the
-reads, then the take, two round trips. That is also the way on SQLite,
-where a statement costs no round trip.
+usual take is one round trip plus its COMMIT. The call is planned first,
+outside any transaction, at the book and routes cached in the process; then
+the version read, the wallet's expiry sweep and the take's own statements
+(``core.hold_taking.take_statements``) go out together. The results are
+used only if the version read is the cached one and the sweep expired
+nothing; otherwise the transaction is rolled back and the hold is taken the
+general way: the reads, then the plan, then the take, two round trips. So
+is it when nothing is cached yet or the plan is refused at the cached
+version (the general way then decides at the current one), and always on
+SQLite, where a statement costs no round trip.
 
 Either way the statements run in the same order, so the lock order of
 ``core.holds`` (holds, then wallets, then keys) is kept.
@@ -29,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from core import holds
+from core import hold_taking, holds
 from core.errors import DomainError, LimitExceeded, ModelDisabled, UnknownModel
 from core.gateway.call_plan import CallPlan
 from core.gateway.routing import ResolvedRoute, RouteCache
@@ -51,8 +52,8 @@ PlanAt = Callable[
 
 class _NotAtCachedVersion(Exception):
     """Raised when a take built from the cached book cannot stand: the
-    version moved, the sweep expired a hold, or the request was refused at
-    the cached version (the general way decides at the current one)."""
+    version moved or the sweep expired a hold (the general way decides at
+    the current version)."""
 
 
 class CallHolds:
@@ -76,12 +77,15 @@ class CallHolds:
         ``DomainError`` to refuse). Not durable: a hold lost to a power cut
         is a call not charged, as when the process dies mid-call
         (``core.holds``, "Durability")."""
-        if not self.writes.db.is_sqlite:
+        planned = None if self.writes.db.is_sqlite else self._planned_at_cached_version(call)
+        if planned is not None:
+            book, (request, plan, route) = planned
             try:
-                return self.writes.run(
-                    lambda cur: self._at_cached_version(cur, holder, call, now, max_active),
+                hold = self.writes.run(
+                    lambda cur: self._take_at(cur, book.version, holder, request, now, max_active),
                     durable=False,
                 )
+                return hold, plan, route
             except _NotAtCachedVersion:
                 pass
         return self.writes.run(
@@ -101,30 +105,40 @@ class CallHolds:
         hold = holds.take(cur, request, now, max_active=max_active, expired=expired)
         return hold, plan, route
 
-    def _at_cached_version(
-        self, cur: RawCursor, holder: KeyHolder, call: PlanAt, now: datetime, max_active: int
-    ) -> Taken:
-        """The usual way on PostgreSQL: everything in one round trip (see module)."""
+    def _planned_at_cached_version(
+        self, call: PlanAt
+    ) -> tuple[PriceBook, tuple[HoldRequest, CallPlan, ResolvedRoute]] | None:
+        """The call planned at the cached book and routes, before any
+        transaction; None if nothing is cached or the plan is refused there."""
         book = self.prices.cached
         routes = None if book is None else self.routes.cached(book.version)
         if book is None or routes is None:
-            raise _NotAtCachedVersion
+            return None
         try:
-            request, plan, route = call(book, routes)
+            return book, call(book, routes)
         except DomainError:
-            raise _NotAtCachedVersion from None
-        statements = holds.take_statements(cur, request, now, max_active=max_active)
-        version, expired, *results = cur.execute_all(
+            return None
+
+    def _take_at(
+        self,
+        cur: RawCursor,
+        version: int,
+        holder: KeyHolder,
+        request: HoldRequest,
+        now: datetime,
+        max_active: int,
+    ) -> Hold:
+        """The usual way on PostgreSQL: everything in one round trip (see module)."""
+        current, expired, *results = cur.execute_all(
             [
                 (VERSION_SQL, None),
                 expire_statement(cur, now, wallet_id=holder.wallet_id),
-                *statements,
+                *hold_taking.take_statements(cur, request, now, max_active=max_active),
             ]
         )
-        if version[0][0] != book.version or expired:
+        if current[0][0] != version or expired:
             raise _NotAtCachedVersion
-        hold = holds.taken(cur, request, now, results)
-        return hold, plan, route
+        return holds.taken(cur, request, now, results)
 
 
 def hold_request(

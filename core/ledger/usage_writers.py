@@ -203,23 +203,28 @@ def _event_statement_sql(
     the entry, ``also`` (which reads the event's CTE, ``ev``) and ``after``,
     each only if that UPDATE changed the wallet: one statement returning the
     event's pk and the wallet's ``ALERT_COLUMNS``; its text and parameters.
-    The parts' parameters share one namespace: a name given two values
+    The parts' parameters share one namespace: a name used by two parts
     raises ``ValueError``."""
     (balance_sql, balance_params), (also_sql, also_params) = balance, also
     close_sql, close_params = close or ("", None)
     after_sql, after_params = after or ("", None)
     columns = tuple(c for c in event if c != "balance_after_ucr")
-    params: dict[str, Any] = {f"ev_{c}": event[c] for c in columns}
-    own = {
-        "amount": amount_ucr,
-        "rate": event["credits_per_usd"],
-        "memo": entry_memo,
-        "created_at": event["received_at"],
-    }
-    for part in (own, balance_params, also_params, close_params, after_params):
-        for name, value in (part or {}).items():
-            if params.setdefault(name, value) != value:
-                raise ValueError(f"parameter :{name} is given two values")
+    parts = [
+        {f"ev_{c}": event[c] for c in columns},
+        {
+            "amount": amount_ucr,
+            "rate": event["credits_per_usd"],
+            "memo": entry_memo,
+            "created_at": event["received_at"],
+        },
+        balance_params or {},
+        also_params or {},
+        close_params or {},
+        after_params or {},
+    ]
+    params = {name: value for part in parts for name, value in part.items()}
+    if len(params) != sum(map(len, parts)):
+        raise ValueError("two parts of the statement share a parameter name")
     return _event_sql(balance_sql, columns, also_sql, close_sql, after_sql), params
 
 
