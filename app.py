@@ -23,6 +23,7 @@ from core.pricebook import PriceBookCache
 from core.recent_keys import RecentKeys
 from core.secret_box import SecretBox, load_or_create_encryption_key
 from core.stripe_gateway import StripeGateway
+from core.usage_one_statement import UserWallets
 
 
 def create_app(
@@ -49,6 +50,7 @@ def create_app(
     )
     app.extensions["creditline.prices"] = PriceBookCache()
     app.extensions["creditline.recent_keys"] = RecentKeys()  # integration keys
+    app.extensions["creditline.user_wallets"] = UserWallets()  # for the usage API
     app.extensions["creditline.recent_holders"] = RecentKeys()  # users' keys (/v1)
     app.extensions["creditline.closed_days"] = ClosedDays(app.extensions["creditline.db"])
     app.extensions["creditline.signature_failures"] = signature_failures.Recorder(

@@ -4,7 +4,7 @@ Calls the WSGI app directly (no server, no network) with real integration-key
 auth and distinct event ids, so the profile shows only Creditline's own work
 per request, sorted by cumulative and by own time.
 
-    .venv/bin/python bench/profile_ingest.py [--requests 2000] [--batch 0|N] [--top 25]
+    .venv/bin/python bench/profile_ingest.py [--requests 2000] [--batch 0|N] [--top 25] [--database-url URL]
     .venv/bin/python bench/profile_ingest.py --stages   # timers on the main stages instead
 """
 
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=0, help="events per batch request (0: single)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     parser.add_argument("--no-profile", action="store_true", help="time only, no profiler")
     parser.add_argument(
         "--stages", action="store_true", help="no profiler; time the main stages of a request"
@@ -42,7 +43,10 @@ def main() -> None:
 
     from app import create_app
 
-    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='creditline-prof-')) / 'c.db'}"
+    url = (
+        args.database_url
+        or f"sqlite:///{Path(tempfile.mkdtemp(prefix='creditline-prof-')) / 'c.db'}"
+    )
     key = prepare_creditline(url)
     app = create_app(
         {"DATABASE_URL": url, "SECRET_KEY": "bench", "API_RATE_LIMIT": "100000000/minute"}

@@ -15,6 +15,7 @@ from core.recent_keys import RecentKeys
 from core.secret_box import SecretBox
 from core.signature_failures import Recorder
 from core.stripe_gateway import StripeGateway
+from core.usage_one_statement import UserWallets
 from core.user_keys import KeyHolder
 
 csrf = CSRFProtect()
@@ -39,6 +40,11 @@ def recent_keys() -> RecentKeys[AuthenticatedKey]:
 def recent_holders() -> RecentKeys[KeyHolder]:
     """Users' keys this process has authenticated for ``/v1`` (``core.recent_keys``)."""
     return current_app.extensions["creditline.recent_holders"]
+
+
+def user_wallets() -> UserWallets:
+    """Users and wallets the usage API has read (``core.usage_one_statement``)."""
+    return current_app.extensions["creditline.user_wallets"]
 
 
 def passwords() -> Passwords:

@@ -33,6 +33,11 @@ One transaction per request
    (``core.usage_rollups``), and a notification per refusal for insufficient
    credits. Neither module writes a balance or a ledger entry itself.
 
+The usual request on PostgreSQL, one new event that will be charged, skips
+steps 1-4: it is decided from what the process has cached and written by one
+statement that checks it all again (``core.usage_one_statement``), or goes
+this way.
+
 The ledger invariants of ``core.ledger`` hold after every commit: each balance
 change has its entry (``reference = 'usage:<event pk>'``) in the same
 transaction, and ``usage_events`` is UNIQUE on (integration key, event id).
@@ -53,6 +58,7 @@ from core.enums import UsageStatus
 from core.errors import REJECTIONS, Conflict, KeyRevoked, UsageRejected
 from core.pricebook import PriceBookCache
 from core.rawdb import RawCursor, Statement
+from core.usage_one_statement import UserWallets, charge_alone
 from core.usage_reports import PreparedReport, UsageReport, UsageResult, prepare
 from core.usage_writes import Account, RequestWrites, StoredEvent
 
@@ -60,15 +66,29 @@ from core.usage_writes import Account, RequestWrites, StoredEvent
 
 
 def debit_usage(
-    db: Database, prices: PriceBookCache, integration_key_id: int, report: UsageReport
+    db: Database,
+    prices: PriceBookCache,
+    integration_key_id: int,
+    report: UsageReport,
+    wallets: UserWallets | None = None,
 ) -> UsageResult:
     """Price and debit one usage event, exactly once.
 
     Returns the result for a charge (``duplicate`` on replay). Raises
     ``Conflict`` for a reused id with another payload, and a ``UsageRejected``
     subclass (after committing the rejected event) when it cannot be charged.
+
+    With ``wallets`` (the process's ``UserWallets``), a new event that will
+    be charged takes one statement on PostgreSQL
+    (``core.usage_one_statement``); anything else goes the general way.
     """
-    [result] = debit_usage_batch(db, prices, integration_key_id, [report])
+    if wallets is not None:
+        [prepared] = prepare([report])
+        result = charge_alone(db, prices, wallets, integration_key_id, prepared, utcnow())
+        if result is not None:
+            metrics.count_usage([(False, False, result.cost_ucr)])
+            return result
+    [result] = debit_usage_batch(db, prices, integration_key_id, [report], wallets)
     if result.error is not None:
         raise result.error
     return result
@@ -79,16 +99,20 @@ def debit_usage_batch(
     prices: PriceBookCache,
     integration_key_id: int,
     reports: Sequence[UsageReport],
+    wallets: UserWallets | None = None,
 ) -> list[UsageResult]:
     """Many events in one transaction; one result each, in order, never raising
     for a single event's rejection or conflict. A lost UNIQUE race (PostgreSQL)
-    runs the transaction again, which then answers from the winner's rows."""
+    runs the transaction again, which then answers from the winner's rows.
+    ``wallets`` learns the users and wallets read."""
     if not reports:
         return []
     prepared = prepare(reports)
     results = retry_lost_races(
         db.raw_write,
-        lambda cur: charge(cur, prices, integration_key_id, prepared, utcnow(), commit=True),
+        lambda cur: charge(
+            cur, prices, integration_key_id, prepared, utcnow(), commit=True, wallets=wallets
+        ),
         db.dbapi_integrity_error,
     )
     metrics.count_usage((r.error is not None, r.duplicate, r.cost_ucr) for r in results)
@@ -106,10 +130,12 @@ def charge(
     now: datetime,
     *,
     commit: bool = False,
+    wallets: UserWallets | None = None,
 ) -> list[UsageResult]:
     """Steps 1-5 of the module docstring, in the caller's write transaction.
     ``commit``: that transaction ends here (on PostgreSQL the last statement
-    then carries its COMMIT: ``RawCursor.execute_all``)."""
+    then carries its COMMIT: ``RawCursor.execute_all``). ``wallets`` learns
+    the users and wallets read."""
     stored_sql = _stored_query(cur, key_id, [p.report.event_id for p in reports])
     accounts_sql = _accounts_query(cur, [p.email for p in reports])
     version_rows, account_rows = cur.execute_all([stored_sql, accounts_sql])
@@ -122,6 +148,9 @@ def charge(
         email: Account(uid, bool(disabled), wid, bal, reserved)
         for email, uid, disabled, wid, bal, reserved in account_rows
     }
+    if wallets is not None:
+        for email, account in accounts.items():
+            wallets.remember(email, account.user_id, account.wallet_id)
     writes = RequestWrites(cur, key_id, book, now, accounts)
     results: list[UsageResult] = []
     for prepared in reports:

@@ -66,11 +66,20 @@ def _precheck(
 ) -> UsageRejected | None:
     """The reasons an event is refused before any balance is considered."""
     eid = report.event_id
-    limits = book.settings
     if account is None:
         return UnknownUsageUser(f"No user with email {report.user!r}.", event_id=eid)
     if account.is_disabled:
         return UserDisabled("This user's account is disabled.", event_id=eid)
+    return event_refusal(report, model, cost, book)
+
+
+def event_refusal(
+    report: UsageReport, model: ModelPrice | None, cost: int | None, book: PriceBook
+) -> UsageRejected | None:
+    """The reasons an event is refused whoever reported it: an unknown or
+    disabled model, or the per-event caps of ``book``'s settings."""
+    eid = report.event_id
+    limits = book.settings
     if model is None or cost is None:
         return UnknownModel(f"Unknown model {report.model!r}.", event_id=eid)
     if not model.enabled:
@@ -88,6 +97,68 @@ def _precheck(
             event_id=eid,
         )
     return None
+
+
+def event_cost(report: UsageReport, model: ModelPrice | None, book: PriceBook) -> int | None:
+    """What ``report`` costs at ``book`` (the exact integer formula); None
+    for a model the book does not price."""
+    if model is None:
+        return None
+    return usage_cost_ucr(
+        report.input_tokens,
+        report.output_tokens,
+        model.input_uusd_per_m,
+        model.output_uusd_per_m,
+        book.credits_per_usd,
+    )
+
+
+def event_row(
+    cur: RawCursor,
+    key_id: int,
+    book: PriceBook,
+    prepared: PreparedReport,
+    user_id: int | None,
+    model: ModelPrice | None,
+    cost: int | None,
+    error: UsageRejected | None,
+    balance_after_ucr: int | None,
+    received_at: Any,
+) -> dict[str, Any]:
+    """The ``usage_events`` row of a decided event (``received_at`` as the
+    database stores it, ``cur.db_value``)."""
+    report = prepared.report
+    return {
+        "integration_key_id": key_id,
+        "event_id": report.event_id,
+        "payload_hash": prepared.payload_hash,
+        "user_ref": report.user,
+        "user_id": user_id,
+        "model_name": report.model,
+        "model_id": model.id if model else None,
+        "input_tokens": report.input_tokens,
+        "output_tokens": report.output_tokens,
+        # Over a cap, tokens x price x rate may pass 64 bits; the
+        # reason states it, the column keeps only what fits (core.bounds).
+        "cost_ucr": None if cost is None else storable_amount(cost),
+        "status": UsageStatus.REJECTED if error else UsageStatus.CHARGED,
+        "reason_code": error.code if error else None,
+        "reason": error.message if error else None,
+        "credits_per_usd": book.credits_per_usd,
+        "input_price_uusd_per_m": model.input_uusd_per_m if model else None,
+        "output_price_uusd_per_m": model.output_uusd_per_m if model else None,
+        "rate_version_id": book.rate_version_id,
+        "price_version_id": model.price_version_id if model else None,
+        "balance_after_ucr": balance_after_ucr,
+        "conversation_id": report.conversation_id,
+        "occurred_at": cur.db_value(report.occurred_at) or received_at,
+        "received_at": received_at,
+    }
+
+
+def usage_memo(report: UsageReport) -> str:
+    """The memo of a charged event's ``usage`` ledger entry."""
+    return f"{report.model}: {report.input_tokens} in / {report.output_tokens} out"
 
 
 class RequestWrites:
@@ -120,15 +191,7 @@ class RequestWrites:
         report, payload_hash = prepared.report, prepared.payload_hash
         account = self.accounts.get(prepared.email)
         model = book.models.get(report.model)
-        cost = None
-        if model is not None:
-            cost = usage_cost_ucr(
-                report.input_tokens,
-                report.output_tokens,
-                model.input_uusd_per_m,
-                model.output_uusd_per_m,
-                book.credits_per_usd,
-            )
+        cost = event_cost(report, model, book)
         error = _precheck(report, account, model, cost, book)
         balance: int | None = None
         if error is None:
@@ -142,36 +205,23 @@ class RequestWrites:
                 self._charged(report, account, model, cost)
             else:
                 error = self._refused(report, account, cost)
+        user_id = account.user_id if account else None
+        self.events.append(
+            event_row(
+                self.cur,
+                self.key_id,
+                book,
+                prepared,
+                user_id,
+                model,
+                cost,
+                error,
+                balance,
+                self._now_db,
+            )
+        )
         status = UsageStatus.REJECTED if error else UsageStatus.CHARGED
         reason_code, reason = (error.code, error.message) if error else (None, None)
-        self.events.append(
-            {
-                "integration_key_id": self.key_id,
-                "event_id": report.event_id,
-                "payload_hash": payload_hash,
-                "user_ref": report.user,
-                "user_id": account.user_id if account else None,
-                "model_name": report.model,
-                "model_id": model.id if model else None,
-                "input_tokens": report.input_tokens,
-                "output_tokens": report.output_tokens,
-                # Over a cap, tokens x price x rate may pass 64 bits; the
-                # reason states it, the column keeps only what fits (core.bounds).
-                "cost_ucr": None if cost is None else storable_amount(cost),
-                "status": status,
-                "reason_code": reason_code,
-                "reason": reason,
-                "credits_per_usd": book.credits_per_usd,
-                "input_price_uusd_per_m": model.input_uusd_per_m if model else None,
-                "output_price_uusd_per_m": model.output_uusd_per_m if model else None,
-                "rate_version_id": book.rate_version_id,
-                "price_version_id": model.price_version_id if model else None,
-                "balance_after_ucr": balance,
-                "conversation_id": report.conversation_id,
-                "occurred_at": self.cur.db_value(report.occurred_at) or self._now_db,
-                "received_at": self._now_db,
-            }
-        )
         stored = StoredEvent(payload_hash, status, reason_code, reason, cost, balance)
         if error is not None:
             return UsageResult(report.event_id, UsageStatus.REJECTED, False, 0, None, error), stored
@@ -179,8 +229,7 @@ class RequestWrites:
         return UsageResult(report.event_id, UsageStatus.CHARGED, False, cost, balance), stored
 
     def _charged(self, report: UsageReport, account: Account, model: ModelPrice, cost: int) -> None:
-        memo = f"{report.model}: {report.input_tokens} in / {report.output_tokens} out"
-        self.charges.append((len(self.events), account.wallet_id, cost, memo))
+        self.charges.append((len(self.events), account.wallet_id, cost, usage_memo(report)))
         sums = self.rollups.setdefault((account.user_id, model.id), [0, 0, 0, 0])
         sums[0] += 1
         sums[1] += report.input_tokens

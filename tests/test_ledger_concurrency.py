@@ -25,6 +25,7 @@ from core.errors import InsufficientCredits
 from core.models import LedgerEntry, UsageEvent
 from core.pricebook import PriceBookCache
 from core.rawdb import RawCursor
+from core.usage_one_statement import UserWallets
 from tests.conftest import Billing, wait_until_blocked
 
 pytestmark = pytest.mark.slow
@@ -47,9 +48,11 @@ def plan(worker: int) -> list[str]:
 
 
 def run_worker(worker: int, config: dict[str, Any], key_id: int) -> Counter[str]:
-    """Child process: its own engine and price-book cache, like a gunicorn worker."""
+    """Child process: its own engine and caches, like a gunicorn worker (after
+    its first report, a new event is decided alone: core.usage_one_statement)."""
     db = Database(config["DATABASE_URL"], schema=config.get("DATABASE_SCHEMA"))
     prices = PriceBookCache()
+    wallets = UserWallets()
     outcomes: Counter[str] = Counter()
     try:
         for event_id in plan(worker):
@@ -57,7 +60,7 @@ def run_worker(worker: int, config: dict[str, Any], key_id: int) -> Counter[str]
                 event_id, "shared@example.com", "gpt-4o-mini", 1000, 500
             )
             try:
-                result = usage_debits.debit_usage(db, prices, key_id, report)
+                result = usage_debits.debit_usage(db, prices, key_id, report, wallets)
             except InsufficientCredits as exc:
                 outcomes["rejected-duplicate" if exc.duplicate else "rejected"] += 1
             else:
@@ -98,12 +101,17 @@ def test_four_processes_debit_one_wallet_exactly(
     assert totals["duplicate"] + totals["rejected-duplicate"] == PROCESSES * DUPLICATES
 
 
-def test_racing_the_same_event_id_answers_duplicate(app: Flask, billing: Billing) -> None:
+@pytest.mark.parametrize("warm", [False, True], ids=["general", "decided-alone"])
+def test_racing_the_same_event_id_answers_duplicate(
+    app: Flask, billing: Billing, warm: bool
+) -> None:
     """Transaction A has inserted event X but not committed when B reports X.
 
     B waits (SQLite: for the write lock at BEGIN IMMEDIATE; PostgreSQL: on
-    the UNIQUE index, then loses with a unique violation and retries). Either
-    way B's answer is the duplicate of A's charge, and X is charged once.
+    the wallet's row or the UNIQUE index, then loses with a unique violation
+    and goes the general way, or retries). Either way B's answer is the
+    duplicate of A's charge, and X is charged once. ``warm``: B has reported
+    before, so on PostgreSQL it tries the one-statement way first.
     """
     import threading
 
@@ -111,10 +119,17 @@ def test_racing_the_same_event_id_answers_duplicate(app: Flask, billing: Billing
 
     billing.user("race@example.com", 100 * 1_000_000)
     report = usage_debits.UsageReport("X", "race@example.com", "gpt-4o-mini", 1000, 500)
+    wallets = UserWallets()
     answer: dict[str, Any] = {}
+    if warm:
+        before = usage_debits.UsageReport("W", "race@example.com", "gpt-4o-mini", 1000, 500)
+        usage_debits.debit_usage(billing.db, billing.prices, billing.key_id, before, wallets)
+        assert wallets.get("race@example.com") is not None
 
     def reporter_b() -> None:
-        answer["b"] = usage_debits.debit_usage(billing.db, billing.prices, billing.key_id, report)
+        answer["b"] = usage_debits.debit_usage(
+            billing.db, billing.prices, billing.key_id, report, wallets
+        )
 
     b = threading.Thread(target=reporter_b)
     with billing.db.write() as session_a:
@@ -129,5 +144,6 @@ def test_racing_the_same_event_id_answers_duplicate(app: Flask, billing: Billing
     assert first.status == "charged"
     assert answer["b"].duplicate is True
     assert answer["b"].balance_ucr == first.balance_ucr
-    assert billing.balance("race@example.com") == 100 * 1_000_000 - COST
+    charged = 2 if warm else 1
+    assert billing.balance("race@example.com") == 100 * 1_000_000 - charged * COST
     assert billing.problems() == []

@@ -4,9 +4,11 @@ A round trip is one ``RawCursor._send`` (a statement, or several in a psycopg
 pipeline) or a COMMIT sent on its own (``Database.raw_write``'s). On
 PostgreSQL the usual gateway call makes three (the hold's statements with
 its reads, the hold's COMMIT, the settle with its COMMIT) and the usual usage
-report two (its reads, then its write with its COMMIT). A take built from the
-cached price book falls back to the general way whenever the book may be
-wrong for it; those tests run on both databases, the counts on PostgreSQL.
+report one (``core.usage_one_statement``; the general way makes two: its
+reads, then its write with its COMMIT). A take built from the cached price
+book falls back to the general way whenever the book may be wrong for it;
+those tests run on both databases (the usage report's are
+``tests/test_usage_one_statement.py``), the counts on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def test_a_gateway_call_is_three_round_trips(world: World, monkeypatch: pytest.M
 
 
 @pg_only
-def test_a_usage_report_is_two_round_trips(
+def test_a_usage_report_is_one_round_trip(
     app: Flask, client: FlaskClient, billing: Billing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     billing.user("ann@example.com", 100 * CR)
@@ -106,11 +108,12 @@ def test_a_usage_report_is_two_round_trips(
         body |= {"input_tokens": 1000, "output_tokens": 500}
         assert client.post("/api/v1/usage", json=body, headers=headers).status_code == 201
 
-    report("warm-up")
+    with round_trips(monkeypatch) as first:
+        report("first")  # nothing cached: the general way
+    assert first[-2:] == ["SELECT v.version,+SELECT u.email,", "WITH bal+COMMIT"], first
     with round_trips(monkeypatch) as trips:
         report("counted")
-    assert len(trips) == 2, trips
-    assert trips[1] == "WITH bal+COMMIT"  # the write, with its COMMIT
+    assert trips == ["WITH bal"]  # decided before, checked and written by one statement
     assert billing.balance("ann@example.com") == 100 * CR - 2 * 4_500_000
     assert billing.problems() == []
 

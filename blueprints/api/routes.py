@@ -13,7 +13,7 @@ from blueprints.api.openapi import openapi_document
 from blueprints.api.validation import parse_batch, parse_json, parse_usage, parse_user_param
 from blueprints.db_session import price_book, read_session
 from blueprints.errors import error_response
-from blueprints.extensions import database, prices, recent_keys
+from blueprints.extensions import database, prices, recent_keys, user_wallets
 from blueprints.rate_limits import rate_limits
 from core import integration_keys, usage_debits
 from core.balances import balance_view
@@ -94,7 +94,9 @@ def _body() -> Any:
 @bp.post("/usage")
 def report_usage() -> Response:
     report = parse_usage(_body())
-    result = usage_debits.debit_usage(database(), prices(), g.integration_key.id, report)
+    result = usage_debits.debit_usage(
+        database(), prices(), g.integration_key.id, report, user_wallets()
+    )
     return responses.json_response(responses.charged(result), 200 if result.duplicate else 201)
 
 

@@ -65,6 +65,12 @@ writer is here, the raw-cursor ones in ``core/ledger/usage_writers.py``
   every write in it depends on the compare-and-set having matched). A
   round trip to PostgreSQL costs its server a wake-up and a statement's
   overhead: fewer of them was most of the ingest speed-up there.
+* ``charge_one_event_if`` (raw cursor, PostgreSQL): the same request decided
+  before its transaction from what the process has cached
+  (``core.usage_one_statement``). Its one statement is its whole
+  transaction: the wallet's relative UPDATE carries the funds check
+  (balance − reserved − charge ≥ −overdraft) and the caller's condition,
+  and the event, entry and rollup depend on it; no row, nothing written.
 * ``settle_charge`` (raw DBAPI cursor): a hold's settlement
   (``core.holds.settle``) frees the hold's reservation and debits its charge
   in one relative UPDATE of the wallet, under the write lock, and records the
@@ -72,8 +78,9 @@ writer is here, the raw-cursor ones in ``core/ledger/usage_writers.py``
   one statement with the hold's close and the key's update, like
   ``charge_one_event``).
 
-Both PostgreSQL statements may carry their transaction's COMMIT when the
-owner says nothing follows (``commit=True``); a low-balance alert they
+These PostgreSQL statements may carry their transaction's COMMIT when the
+owner says nothing follows (``commit=True``; ``charge_one_event_if``
+always does); a low-balance alert they
 change is then noted in a transaction of its own right after
 (``core.outbox.note_balances_committed``).
 
@@ -109,6 +116,7 @@ from core.ledger.usage_writers import (
     StaleBalance,
     UsageEntry,
     charge_one_event,
+    charge_one_event_if,
     post_usage_entries,
     set_balances,
     settle_charge,
@@ -126,6 +134,7 @@ __all__ = [
     "UsageEntry",
     "adjust",
     "charge_one_event",
+    "charge_one_event_if",
     "check_ledger",
     "post_entry",
     "post_usage_entries",

@@ -1,7 +1,9 @@
 """The ledger's raw-cursor writers: the usage hot path (see ``core.ledger``).
 
 ``set_balances`` + ``post_usage_entries`` for the usage API's requests,
-``charge_one_event`` for its common one-event request on PostgreSQL, and
+``charge_one_event`` for its common one-event request on PostgreSQL,
+``charge_one_event_if`` for the same request decided before its transaction
+(``core.usage_one_statement``), and
 ``settle_charge`` for a hold's settlement. Like the rest of ``core.ledger``
 they work in the caller's transaction and never commit; with it they are the
 only writers of ``ledger_entries`` and ``wallets.balance_ucr``.
@@ -97,6 +99,45 @@ def charge_one_event(
     return int(row[0])
 
 
+def charge_one_event_if(
+    cur: RawCursor,
+    wallet_id: int,
+    charge_ucr: int,
+    overdraft_ucr: int,
+    guard: Statement,
+    event: Mapping[str, Any],
+    entry_memo: str,
+    also: Statement,
+) -> int | None:
+    """PostgreSQL: charge one usage event in one statement that is its whole
+    transaction, if the wallet's available credits cover it and ``guard``
+    holds; the new balance, or None and nothing written.
+
+    The wallet's UPDATE is relative and its WHERE holds the funds check
+    (balance − reserved − charge ≥ −``overdraft_ucr``) and ``guard``, an SQL
+    condition of the caller's (``wallets`` names the wallet's row). Under
+    READ COMMITTED a wallet that another transaction changed first is checked
+    again at its committed values once its lock is granted, so the rule
+    holds however many charge it at once. The event (without
+    ``balance_after_ucr``: the balance that UPDATE returns), its ``usage``
+    entry and ``also`` (the caller's rollup statement) depend on it, as in
+    ``charge_one_event``. The statement goes out alone in autocommit
+    (``RawCursor.execute_all(commit=True)``), where PostgreSQL commits it.
+
+    The caller's ``guard`` must make a second run write nothing (it checks
+    that the event is not stored yet): the statement may be sent again on a
+    fresh connection if the lent one proves dead.
+    """
+    guard_sql, guard_params = guard
+    balance = (
+        f"{_CHARGE_IF_COVERED} AND ({guard_sql}) RETURNING {outbox.ALERT_COLUMNS}",
+        {"charge": charge_ucr, "id": wallet_id, "overdraft": overdraft_ucr, **(guard_params or {})},
+    )
+    statement = _event_statement_sql(balance, -charge_ucr, event, entry_memo, also)
+    rows = _event_rows(cur, statement, wallet_id, commit=True, conditional=True)
+    return int(rows[0][4]) if rows else None  # ALERT_COLUMNS' balance_ucr
+
+
 def settle_charge(
     cur: RawCursor,
     wallet_id: int,
@@ -145,7 +186,7 @@ def settle_charge(
             close=close,
             after=after,
         )
-        rows = _event_rows(cur, statement, wallet_id, commit=commit, closes=True)
+        rows = _event_rows(cur, statement, wallet_id, commit=commit, conditional=True)
         if not rows:
             return None
         return int(rows[0][0]), int(rows[0][4])  # ALERT_COLUMNS' balance_ucr
@@ -169,15 +210,17 @@ def settle_charge(
 
 
 def _event_rows(
-    cur: RawCursor, statement: Statement, wallet_id: int, *, commit: bool, closes: bool = False
+    cur: RawCursor, statement: Statement, wallet_id: int, *, commit: bool, conditional: bool = False
 ) -> list[Any]:
     """PostgreSQL: run an ``_event_statement_sql`` (with the COMMIT, if
     ``commit``), note the wallet's low-balance alert; its rows. No row:
-    nothing was written. That is a settled hold's answer when its close
-    moved nothing (``closes``); otherwise the balance's compare-and-set
-    failed and ``StaleBalance`` is raised."""
-    [rows] = cur.execute_all([statement], commit=commit, idempotent=closes)
-    if not rows and not closes:
+    nothing was written. That is an answer of a ``conditional`` statement
+    (a settled hold's close moved nothing; a guarded charge's condition did
+    not hold), whose second run writes nothing, so it may be sent again on a
+    fresh connection; otherwise the balance's compare-and-set failed and
+    ``StaleBalance`` is raised."""
+    [rows] = cur.execute_all([statement], commit=commit, idempotent=conditional)
+    if not rows and not conditional:
         raise StaleBalance(f"wallet {wallet_id} changed under the write lock")
     alerts = [row[1:] for row in rows]
     if commit:
@@ -278,6 +321,10 @@ def post_usage_entries(cur: RawCursor, entries: Sequence[UsageEntry], created_at
 _SET_BALANCE = (
     "UPDATE wallets SET balance_ucr = :new WHERE id = :id AND balance_ucr = :old"
     f" RETURNING {outbox.ALERT_COLUMNS}"
+)
+_CHARGE_IF_COVERED = (
+    "UPDATE wallets SET balance_ucr = balance_ucr - :charge WHERE id = :id"
+    " AND balance_ucr - reserved_ucr - :charge >= -:overdraft"
 )
 _SETTLE_RESERVED_SET = (
     "UPDATE wallets SET reserved_ucr = reserved_ucr - :reserved,"
