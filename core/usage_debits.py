@@ -82,7 +82,7 @@ def debit_usage(
     be charged takes one statement on PostgreSQL
     (``core.usage_one_statement``); anything else goes the general way.
     """
-    if wallets is not None:
+    if wallets is not None and not db.is_sqlite:
         [prepared] = prepare([report])
         result = charge_alone(db, prices, wallets, integration_key_id, prepared, utcnow())
         if result is not None:
