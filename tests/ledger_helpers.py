@@ -39,3 +39,20 @@ def credit(
         return posting
 
     return retry_lost_races(db.write, work, IntegrityError)
+
+
+def low_balance_state(db: Database) -> tuple[bool | None, int]:
+    """The (one) wallet's stored low-balance flag, and how many low-balance
+    emails the outbox holds."""
+    from sqlalchemy import func, select
+
+    from core.outbox_models import BalanceAlert, OutboxMessage
+
+    with db.read_session() as s:
+        low = s.scalar(select(BalanceAlert.low))
+        mails = s.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.event_type == "balance.low")
+        )
+    return low, mails or 0

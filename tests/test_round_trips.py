@@ -23,16 +23,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from psycopg.pq import TransactionStatus
-from sqlalchemy import func, select
 
 from core import audit, outbox
 from core.gateway import routing
-from core.outbox_models import BalanceAlert, OutboxMessage
 from core.pricing import MICRO as CR
 from core.rawdb import RawCursor, Statement
 from tests.conftest import USING_PG, Billing, LiveServer
 from tests.gateway_setup import EMAIL, MESSAGES, World, make_world, world_with
 from tests.hold_helpers import request_for, take
+from tests.ledger_helpers import low_balance_state
 from tests.llm_upstream import Scenario, Usage
 
 pg_only = pytest.mark.skipif(not USING_PG, reason="round trips to a PostgreSQL server")
@@ -198,12 +197,5 @@ def test_a_settle_that_crosses_the_alert_level_alerts_once(db_config: dict[str, 
         chat(world)  # 0.36: still above
         chat(world)  # 0.36 more: below, alerted
         chat(world)  # still below: not again
-        with world.billing.db.read_session() as s:
-            low = s.scalar(select(BalanceAlert.low))
-            mails = s.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.event_type == "balance.low")
-            )
-        assert (low, mails) == (True, 1)
+        assert low_balance_state(world.billing.db) == (True, 1)
         assert world.billing.problems() == []

@@ -21,12 +21,12 @@ from sqlalchemy import func, select, update
 from core import accounts, audit, outbox, usage_debits
 from core.errors import InsufficientCredits
 from core.models import Notification, UsageEvent, User
-from core.outbox_models import BalanceAlert, OutboxMessage
 from core.pricing import MICRO as CR
 from core.usage_one_statement import UserWallets
 from tests.api_client import Api
 from tests.conftest import Billing
 from tests.hold_helpers import request_for, take
+from tests.ledger_helpers import low_balance_state
 
 COST = 4_500_000  # 1,000 in + 500 out of gpt-4o-mini at 10,000 credits/USD
 ANN = "ann@example.com"
@@ -144,14 +144,7 @@ def test_a_charge_that_crosses_the_alert_level_alerts_once(api: Api, billing: Bi
     warm_up(api)  # still above
     for n in range(2):  # below, alerted; still below: not again
         assert api.usage(event_id=f"low-{n}", user=ANN).status_code == 201
-    with billing.db.read_session() as s:
-        low = s.scalar(select(BalanceAlert.low))
-        mails = s.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(OutboxMessage.event_type == "balance.low")
-        )
-    assert (low, mails) == (True, 1)
+    assert low_balance_state(billing.db) == (True, 1)
 
 
 @pytest.mark.slow
