@@ -82,13 +82,13 @@ def debit_usage(
     be charged takes one statement on PostgreSQL
     (``core.usage_one_statement``); anything else goes the general way.
     """
-    if wallets is not None and not db.is_sqlite:
-        [prepared] = prepare([report])
+    [prepared] = prepare([report])
+    if wallets is not None:
         result = charge_alone(db, prices, wallets, integration_key_id, prepared, utcnow())
         if result is not None:
             metrics.count_usage([(False, False, result.cost_ucr)])
             return result
-    [result] = debit_usage_batch(db, prices, integration_key_id, [report], wallets)
+    [result] = _debit_prepared(db, prices, integration_key_id, [prepared], wallets)
     if result.error is not None:
         raise result.error
     return result
@@ -105,9 +105,19 @@ def debit_usage_batch(
     for a single event's rejection or conflict. A lost UNIQUE race (PostgreSQL)
     runs the transaction again, which then answers from the winner's rows.
     ``wallets`` learns the users and wallets read."""
-    if not reports:
+    return _debit_prepared(db, prices, integration_key_id, prepare(reports), wallets)
+
+
+def _debit_prepared(
+    db: Database,
+    prices: PriceBookCache,
+    integration_key_id: int,
+    prepared: list[PreparedReport],
+    wallets: UserWallets | None,
+) -> list[UsageResult]:
+    """``debit_usage_batch`` for reports already prepared."""
+    if not prepared:
         return []
-    prepared = prepare(reports)
     results = retry_lost_races(
         db.raw_write,
         lambda cur: charge(
