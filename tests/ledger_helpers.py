@@ -1,13 +1,16 @@
-"""Ledger postings that only tests need, built on ``core.ledger.post_entry``."""
+"""Ledger postings that only tests need, built on ``core.ledger.post_entry``,
+and a read of the low-balance alert state they lead to."""
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import ledger
 from core.db import Database, retry_lost_races
 from core.errors import ValidationError
+from core.outbox_models import BalanceAlert, OutboxMessage
 
 
 def credit(
@@ -44,10 +47,6 @@ def credit(
 def low_balance_state(db: Database) -> tuple[bool | None, int]:
     """The (one) wallet's stored low-balance flag, and how many low-balance
     emails the outbox holds."""
-    from sqlalchemy import func, select
-
-    from core.outbox_models import BalanceAlert, OutboxMessage
-
     with db.read_session() as s:
         low = s.scalar(select(BalanceAlert.low))
         mails = s.scalar(
